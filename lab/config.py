@@ -36,7 +36,7 @@ def _fail(field_name: str, message: str) -> None:
     raise ConfigError(f"{field_name}: {message}")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _orthogonal_wavelets() -> tuple[str, ...]:
     import pywt
 
@@ -108,7 +108,8 @@ class MixerConfig:
             _fail("local_kernels", "needs at least one kernel size, e.g. (3,) or (3, 5, 7)")
         for k in self.local_kernels:
             if not isinstance(k, int) or k < 1 or k % 2 == 0:
-                _fail("local_kernels", f"kernel sizes must be odd positive ints (1, 3, 5, ...), got {self.local_kernels}")
+                _fail("local_kernels", f"kernel sizes must be odd positive ints (1, 3, 5, ...), "
+                      f"got {self.local_kernels}")
         if self.wavelet_kernel is not None and (
             not isinstance(self.wavelet_kernel, int) or self.wavelet_kernel < 1 or self.wavelet_kernel % 2 == 0
         ):
@@ -216,7 +217,8 @@ class ModelConfig:
             if not cur.downsample and cur.dim != prev.dim:
                 _fail(f"stages[{i}].dim", f"a stage without downsample keeps the width ({prev.dim}), got {cur.dim}")
         if stages[0].dim < 8:
-            _fail("stages[0].dim", f"the stem uses widths dim//8, dim//4, dim//2, so dim must be >= 8, got {stages[0].dim}")
+            _fail("stages[0].dim", f"the stem uses widths dim//8, dim//4, dim//2, so dim must be >= 8, "
+                  f"got {stages[0].dim}")
         if not isinstance(self.in_chans, int) or self.in_chans < 1:
             _fail("in_chans", f"must be a positive int, got {self.in_chans!r}")
         if not isinstance(self.num_classes, int) or self.num_classes < 0:
@@ -239,6 +241,13 @@ class ModelConfig:
         """The same network with ``changes`` applied to the mixer of every stage."""
         stages = tuple(dataclasses.replace(s, mixer=dataclasses.replace(s.mixer, **changes)) for s in self.stages)
         return dataclasses.replace(self, stages=stages)
+
+    def with_stage_mixer(self, index: int, **changes: Any) -> ModelConfig:
+        """The same network with ``changes`` applied to the mixer of stage ``index`` only."""
+        stages = list(self.stages)
+        s = stages[index]
+        stages[index] = dataclasses.replace(s, mixer=dataclasses.replace(s.mixer, **changes))
+        return dataclasses.replace(self, stages=tuple(stages))
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able dict; ``ModelConfig.from_dict`` inverts it."""

@@ -21,7 +21,7 @@ from ..layers import ScaleModule
 from .ss2d import SS2D
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _filters_1d(name: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
     import pywt
 

@@ -64,6 +64,8 @@ def _register_timm() -> None:
         def entry(pretrained: bool = False, *, _name: str = name, **kwargs: Any) -> MobileMamba:
             overlay = kwargs.pop("pretrained_cfg_overlay", None) or {}
             kwargs.pop("pretrained_cfg", None)
+            kwargs.pop("cache_dir", None)  # timm housekeeping: nothing is downloaded here
+            strict = kwargs.pop("pretrained_strict", True)
             if "drop_path_rate" in kwargs:
                 kwargs["drop_path"] = kwargs.pop("drop_path_rate")
             if kwargs.pop("drop_rate", 0.0):
@@ -76,7 +78,7 @@ def _register_timm() -> None:
                         f"{_name}: no weights can be downloaded here; pass a local checkpoint with "
                         f"pretrained_cfg_overlay=dict(file='path/to/{_name}.pth')"
                     )
-                load_checkpoint(model, file)
+                load_checkpoint(model, file, strict=strict)
             return model
 
         entry.__name__ = name
