@@ -1,0 +1,333 @@
+"""``Experiment``: one typed, frozen description of a sweep (what an ``experiments/*.py`` file defines).
+
+An experiment file defines ``EXPERIMENT = Experiment(...)``: the search space, the proxy data
+and recipe, objectives with directions, constraints checked before training, the budget, the
+sampler and pruner, and the training seeds. ``load_experiment(path)`` imports the file and
+validates everything *before* any work starts, so bad input costs one clear error line.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import math
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lab.search.space import SearchSpace, SpaceError
+
+MAXIMIZE, MINIMIZE = "maximize", "minimize"
+METRICS: dict[str, str] = {
+    "top1": MAXIMIZE,
+    "top5": MAXIMIZE,
+    "throughput": MAXIMIZE,
+    "latency_ms": MINIMIZE,
+    "flops": MINIMIZE,
+    "params": MINIMIZE,
+}
+ALIASES = {"latency": "latency_ms", "FLOPs": "flops"}
+KINDS = ("nas", "ablation", "hparams")
+SAMPLERS = ("auto", "tpe", "nsga2", "gp", "random", "grid")
+PRUNERS = ("none", "median", "hyperband", "asha")
+
+
+class ExperimentError(ValueError):
+    """An experiment file or definition is invalid; the message names the problem and the fix."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Objective:
+    """``name``: ``top1``, ``top5``, ``throughput``, ``latency_ms`` (alias ``latency``), ``flops``,
+    ``params`` or a zero-cost score ``zc.<proxy>``; ``direction`` defaults to the natural one."""
+
+    name: str
+    direction: str = ""
+
+    def __post_init__(self) -> None:
+        name = ALIASES.get(self.name, self.name)
+        object.__setattr__(self, "name", name)
+        if name not in METRICS and not name.startswith("zc."):
+            raise ExperimentError(f"objective {self.name!r} unknown; use one of {sorted(METRICS)} or 'zc.<proxy>'")
+        direction = self.direction or METRICS.get(name, MAXIMIZE)
+        if direction not in (MAXIMIZE, MINIMIZE):
+            raise ExperimentError(f"objective {name}: direction must be 'maximize' or 'minimize', got {direction!r}")
+        object.__setattr__(self, "direction", direction)
+
+    @property
+    def needs_training(self) -> bool:
+        return self.name in ("top1", "top5")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Constraints:
+    """Budgets checked on the config before any training; ``None`` = unconstrained."""
+
+    max_params: int | None = None
+    min_params: int | None = None
+    max_flops: int | None = None
+    min_flops: int | None = None
+    max_latency_ms: float | None = None
+    min_throughput: float | None = None
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            if v is not None and (not isinstance(v, (int, float)) or isinstance(v, bool) or not v > 0):
+                raise ExperimentError(f"constraint {f.name}={v!r}: must be a positive number or None")
+        for lo, hi in (("min_params", "max_params"), ("min_flops", "max_flops")):
+            a, b = getattr(self, lo), getattr(self, hi)
+            if a is not None and b is not None and a > b:
+                raise ExperimentError(f"contradictory constraints: {lo}={a} > {hi}={b}; no network can satisfy both")
+
+    @property
+    def needs_timing(self) -> bool:
+        return self.max_latency_ms is not None or self.min_throughput is not None
+
+    def violations(self, m: Mapping[str, Any]) -> list[str]:
+        """Human-readable reasons ``m`` (params, flops, latency_ms, throughput) breaks a budget."""
+        out = []
+        checks = (
+            ("params", "max_params", lambda v, b: v <= b, ">"),
+            ("params", "min_params", lambda v, b: v >= b, "<"),
+            ("flops", "max_flops", lambda v, b: v <= b, ">"),
+            ("flops", "min_flops", lambda v, b: v >= b, "<"),
+            ("latency_ms", "max_latency_ms", lambda v, b: v <= b, ">"),
+            ("throughput", "min_throughput", lambda v, b: v >= b, "<"),
+        )
+        for metric, name, ok, sign in checks:
+            bound = getattr(self, name)
+            if bound is None:
+                continue
+            value = m.get(metric)
+            if value is None or (isinstance(value, float) and math.isnan(value)):
+                continue
+            if not ok(value, bound):
+                out.append(f"{metric} {_fmt(value)} {sign} {name} {_fmt(bound)}")
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
+
+
+@dataclass(frozen=True, kw_only=True)
+class Budget:
+    """``n_trials`` counts finished trials (complete, pruned, infeasible); ``timeout_s`` is wall time
+    per run (``None`` = no limit); ``workers`` is the default number of local worker processes."""
+
+    n_trials: int = 12
+    timeout_s: float | None = None
+    workers: int = 1
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.n_trials, int) or self.n_trials < 1:
+            raise ExperimentError(f"budget n_trials={self.n_trials!r}: must be an int >= 1")
+        if self.timeout_s is not None and not self.timeout_s > 0:
+            raise ExperimentError(f"budget timeout_s={self.timeout_s!r}: must be > 0 or None")
+        if not isinstance(self.workers, int) or self.workers < 1:
+            raise ExperimentError(f"budget workers={self.workers!r}: must be an int >= 1")
+
+
+@dataclass(frozen=True, kw_only=True)
+class MeasureSpec:
+    """How params/FLOPs/speed are measured for every trial (CPU, batch-1 latency, batch throughput)."""
+
+    threads: int = 1
+    latency_batch: int = 1
+    throughput_batch: int = 16
+    warmup: int = 2
+    iters: int = 5
+    timing: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("threads", "latency_batch", "throughput_batch", "iters"):
+            if getattr(self, name) < 1:
+                raise ExperimentError(f"measure {name}={getattr(self, name)!r}: must be >= 1")
+        if self.warmup < 0:
+            raise ExperimentError(f"measure warmup={self.warmup!r}: must be >= 0")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Experiment:
+    """A sweep. ``data`` is a ``lab.data.DataSpec``; ``synth`` (a ``lab.data.SynthSpec``) generates
+    ``data.root`` when it is missing. ``recipe`` is a ``lab.train.ProxyRecipe`` (its ``seed`` is
+    replaced by each entry of ``seeds``; several seeds train each config once per seed and report
+    the mean). ``sampler='auto'`` = TPE (single objective), NSGA-II (multi-objective), grid for
+    ``kind='ablation'`` when the space is discrete. ``pruner`` applies to single-objective studies.
+    ``heartbeat_s``: a worker silent for 3 heartbeats is presumed dead, its trial failed and retried."""
+
+    name: str
+    space: SearchSpace
+    data: Any
+    recipe: Any
+    objectives: tuple[Objective, ...] = (Objective(name="top1"),)
+    constraints: Constraints = field(default_factory=Constraints)
+    budget: Budget = field(default_factory=Budget)
+    kind: str = "nas"
+    description: str = ""
+    sampler: str = "auto"
+    pruner: str = "median"
+    seed: int = 0
+    seeds: tuple[int, ...] = (0,)
+    zero_cost: tuple[str, ...] = ()
+    measure: MeasureSpec = field(default_factory=MeasureSpec)
+    synth: Any = None
+    heartbeat_s: float = 30.0
+    reference_points: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        objs = tuple(Objective(name=o) if isinstance(o, str) else o for o in self.objectives)
+        object.__setattr__(self, "objectives", objs)
+        object.__setattr__(self, "seeds", tuple(self.seeds))
+        object.__setattr__(self, "zero_cost", tuple(self.zero_cost))
+        if not self.name or not all(c.isalnum() or c in "-_." for c in self.name):
+            raise ExperimentError(f"experiment name {self.name!r}: use letters, digits, '-', '_' or '.' (it names "
+                                  "the run directory and the Optuna study)")
+        if not isinstance(self.space, SearchSpace):
+            got = type(self.space).__name__
+            raise ExperimentError(f"experiment {self.name}: space must be a SearchSpace, got {got}")
+        if self.kind not in KINDS:
+            raise ExperimentError(f"experiment {self.name}: kind must be one of {KINDS}, got {self.kind!r}")
+        if self.sampler not in SAMPLERS:
+            raise ExperimentError(f"experiment {self.name}: sampler must be one of {SAMPLERS}, got {self.sampler!r}")
+        if self.pruner not in PRUNERS:
+            raise ExperimentError(f"experiment {self.name}: pruner must be one of {PRUNERS}, got {self.pruner!r}")
+        if not objs:
+            raise ExperimentError(f"experiment {self.name}: needs at least one objective")
+        names = [o.name for o in objs]
+        if len(set(names)) != len(names):
+            raise ExperimentError(f"experiment {self.name}: objective listed twice in {names}")
+        for o in objs:
+            if o.name.startswith("zc.") and o.name[3:] not in self.zero_cost:
+                raise ExperimentError(f"objective {o.name}: add {o.name[3:]!r} to zero_cost=(...) so it is computed")
+        if not self.seeds or not all(isinstance(s, int) for s in self.seeds):
+            raise ExperimentError(f"experiment {self.name}: seeds must be a non-empty tuple of ints, "
+                                  f"got {self.seeds!r}")
+        if self.heartbeat_s <= 0:
+            raise ExperimentError(f"experiment {self.name}: heartbeat_s must be > 0")
+        if self.sampler == "grid":
+            try:
+                self.space.grid()
+            except SpaceError as exc:
+                raise ExperimentError(f"experiment {self.name}: sampler='grid': {exc}") from None
+
+    # -- derived ---------------------------------------------------------------------------------
+    @property
+    def multi_objective(self) -> bool:
+        return len(self.objectives) > 1
+
+    @property
+    def needs_training(self) -> bool:
+        return any(o.needs_training for o in self.objectives)
+
+    @property
+    def directions(self) -> list[str]:
+        return [o.direction for o in self.objectives]
+
+    def resolved_sampler(self) -> str:
+        if self.sampler != "auto":
+            return self.sampler
+        if self.kind == "ablation":
+            try:
+                self.space.grid()
+                return "grid"
+            except SpaceError:
+                return "random"
+        return "nsga2" if self.multi_objective else "tpe"
+
+    def validate(self) -> None:
+        """Check the space against the base config and recipe (runs before any work)."""
+        try:
+            self.space.validate(recipe=type(self.recipe))
+        except SpaceError as exc:
+            raise ExperimentError(f"experiment {self.name}: search space: {exc}") from None
+        for attr, typename in (("data", "DataSpec"), ("recipe", "ProxyRecipe")):
+            value = getattr(self, attr)
+            if type(value).__name__ != typename:
+                got = type(value).__name__
+                raise ExperimentError(f"experiment {self.name}: {attr} must be a {typename}, got {got}")
+        if self.zero_cost:
+            from lab.search.pipeline import zero_cost_available
+
+            missing = [z for z in self.zero_cost if not zero_cost_available(z)]
+            if missing:
+                raise ExperimentError(f"experiment {self.name}: zero-cost proxies {missing} are not available here")
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``experiment.json`` content (run metadata is added by the runner)."""
+        out: dict[str, Any] = {
+            "name": self.name,
+            "description": self.description,
+            "kind": self.kind,
+            "objectives": [{"name": o.name, "direction": o.direction} for o in self.objectives],
+            "constraints": self.constraints.to_dict(),
+            "dataset": _asdict(self.data),
+            "recipe": self.recipe.to_dict() if hasattr(self.recipe, "to_dict") else _asdict(self.recipe),
+            "base": self.space.base,
+            "space": self.space.describe(),
+            "budget": dataclasses.asdict(self.budget),
+            "sampler": self.resolved_sampler(),
+            "pruner": self.pruner,
+            "seed": self.seed,
+            "seeds": list(self.seeds),
+            "zero_cost": list(self.zero_cost),
+            "measure": dataclasses.asdict(self.measure),
+        }
+        if self.kind == "ablation":
+            from lab.search.space import column_value
+
+            out["ablation"] = {
+                "factors": [f"p.{p.key}" for p in self.space.params],
+                "baseline": {f"p.{k}": column_value(v) for k, v in self.space.baseline().items()},
+            }
+        return out
+
+
+def _asdict(obj: Any) -> Any:
+    if dataclasses.is_dataclass(obj):
+        d = dataclasses.asdict(obj)
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
+    return obj
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    if isinstance(v, int) and abs(v) >= 10_000:
+        return f"{v:,}"
+    return str(v)
+
+
+def load_experiment(path: str | Path, *, validate: bool = True) -> Experiment:
+    """Import an ``experiments/*.py`` file and return its ``EXPERIMENT`` (validated)."""
+    p = Path(path)
+    if not p.is_file():
+        hint = ""
+        folder = p.parent if str(p.parent) not in ("", ".") else Path("experiments")
+        if folder.is_dir():
+            names = sorted(x.name for x in folder.glob("*.py") if not x.name.startswith("_"))
+            hint = f"; experiments in {folder}/: {', '.join(names)}" if names else ""
+        raise ExperimentError(f"experiment file {str(path)!r} does not exist{hint}")
+    if p.suffix != ".py":
+        raise ExperimentError(f"experiment file {str(path)!r} must be a .py file defining EXPERIMENT")
+    mod_name = f"_lab_experiment_{p.stem}"
+    spec = importlib.util.spec_from_file_location(mod_name, p)
+    if spec is None or spec.loader is None:  # pragma: no cover - only for exotic paths
+        raise ExperimentError(f"cannot import {p}")
+    module = importlib.util.module_from_spec(spec)
+    root = str(Path(__file__).resolve().parents[2])
+    added = root not in sys.path
+    if added:
+        sys.path.insert(0, root)  # experiment files import search_spaces/
+    try:
+        spec.loader.exec_module(module)
+    except (ValueError, TypeError, ImportError) as exc:
+        raise ExperimentError(f"{p}: {type(exc).__name__}: {exc}") from None
+    exp = getattr(module, "EXPERIMENT", None)
+    if not isinstance(exp, Experiment):
+        raise ExperimentError(f"{p} must define EXPERIMENT = Experiment(...), found {type(exp).__name__}")
+    if validate:
+        exp.validate()
+    return exp
