@@ -101,12 +101,23 @@ def _per_input(label: str) -> Callable[[list[Any], list[Any]], Counter[str]]:
     return handle
 
 
+def _int_list(value: Any) -> list[int]:
+    """An int or int-list argument of a jit node (constant, or built by ``prim::ListConstruct``)."""
+    v = value.toIValue()
+    if v is None and value.node().kind() == "prim::ListConstruct":
+        v = [i.toIValue() for i in value.node().inputs()]
+    if isinstance(v, int):
+        return [v]
+    if not isinstance(v, (list, tuple)) or not all(isinstance(i, int) for i in v):
+        raise ValueError(f"expected a constant int list in the trace, got {v!r}")
+    return list(v)
+
+
 def _pool_handle(label: str) -> Callable[[list[Any], list[Any]], Counter[str]]:
     """``max_pool2d/avg_pool2d(x, kernel_size, ...)``: one op per window element per output."""
 
     def handle(inputs: list[Any], outputs: list[Any]) -> Counter[str]:
-        k = inputs[1].toIValue()
-        k = [k, k] if isinstance(k, int) else list(k)
+        k = _int_list(inputs[1])
         k = k * 2 if len(k) == 1 else k
         return Counter({FULL_PREFIX + label: prod(_shape(outputs[0])) * prod(k)})
 
