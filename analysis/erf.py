@@ -185,6 +185,9 @@ def erf_map(
     if total is None:
         raise ValueError("no images given; pass an (N, C, H, W) tensor or a non-empty iterable of batches")
     raw = (total / n).numpy()
+    if not np.isfinite(raw).all():
+        raise ValueError(f"the input gradient of {type(model).__name__} has NaN/inf values (overflow in the forward "
+                         "or backward pass); check the weights, or use float64 / smaller inputs")
     norm = normalize_map(raw, normalization=normalization)
     ratios, sides = {}, {}
     for t in thresholds:

@@ -14,6 +14,7 @@ import sys
 # (sub-command, module providing `register(subparsers)`); add one line per area.
 SUBCOMMANDS: list[tuple[str, str]] = [
     ("models", "lab.models.cli"),
+    ("report", "reports.cli"),
     ("measure", "lab.measure.cli"),
 ]
 

@@ -143,6 +143,11 @@ def test_bad_inputs_have_clear_errors():
         erf_map(conv, torch.randn(3, 8, 8), stage=None)
     with pytest.raises(ValueError, match="no images"):
         erf_map(conv, [], stage=None)
+    broken = nn.Conv2d(3, 3, 3)
+    with torch.no_grad():
+        broken.weight[0, 0, 0, 0] = float("inf")
+    with pytest.raises(ValueError, match="NaN/inf"):
+        erf_map(broken, torch.ones(1, 3, 8, 8), stage=None)
 
 
 def _wavelet_pair(seed: int):
