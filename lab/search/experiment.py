@@ -156,7 +156,9 @@ class Experiment:
     replaced by each entry of ``seeds``; several seeds train each config once per seed and report
     the mean). ``sampler='auto'`` = TPE (single objective), NSGA-II (multi-objective), grid for
     ``kind='ablation'`` when the space is discrete. ``pruner`` applies to single-objective studies.
-    ``heartbeat_s``: a worker silent for 3 heartbeats is presumed dead, its trial failed and retried."""
+    ``heartbeat_s``: a worker silent for 3 heartbeats is presumed dead, its trial failed and retried.
+    ``trial_threads``: torch threads per trial (1 = one trial per core; more threads per trial scale
+    badly for these small networks and collapse on a loaded machine)."""
 
     name: str
     space: SearchSpace
@@ -175,6 +177,7 @@ class Experiment:
     measure: MeasureSpec = field(default_factory=MeasureSpec)
     synth: Any = None
     heartbeat_s: float = 30.0
+    trial_threads: int = 1
     reference_points: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
@@ -205,6 +208,8 @@ class Experiment:
         if not self.seeds or not all(isinstance(s, int) for s in self.seeds):
             raise ExperimentError(f"experiment {self.name}: seeds must be a non-empty tuple of ints, "
                                   f"got {self.seeds!r}")
+        if not isinstance(self.trial_threads, int) or self.trial_threads < 1:
+            raise ExperimentError(f"experiment {self.name}: trial_threads must be an int >= 1")
         if self.heartbeat_s <= 0:
             raise ExperimentError(f"experiment {self.name}: heartbeat_s must be > 0")
         if self.sampler == "grid":

@@ -66,11 +66,11 @@ class WorkerContext:
     the environment record written into every row."""
 
     def __init__(self, experiment: Experiment, *, cache_dir: str | Path | None = ".cache/measure",
-                 threads: int | None = None) -> None:
+                 threads: int | None = None, data: Any = None) -> None:
         self.experiment = experiment
         self.cache_dir = cache_dir
         self.threads = threads
-        self._data: Any = None
+        self._data: Any = data
         self._env: dict[str, Any] | None = None
 
     @property
