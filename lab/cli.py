@@ -16,6 +16,7 @@ SUBCOMMANDS: list[tuple[str, str]] = [
     ("models", "lab.models.cli"),
     ("report", "reports.cli"),
     ("measure", "lab.measure.cli"),
+    ("data", "lab.data.cli"),
 ]
 
 

@@ -24,6 +24,7 @@ bytes: every image has its own RNG stream seeded by (seed, split, class, index).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 import os
@@ -181,10 +182,20 @@ def _draw_object(
     img += mask * fill
 
 
+@functools.lru_cache(maxsize=8)
+def _grid(s: int) -> tuple[np.ndarray, np.ndarray]:
+    """Pixel-centre coordinates (y, x) of an s x s image, float32; cached, treat as read-only."""
+    ys = np.arange(s, dtype=np.float32) + np.float32(0.5)
+    yy, xx = np.meshgrid(ys, ys, indexing="ij")
+    yy.setflags(write=False)
+    xx.setflags(write=False)
+    return yy, xx
+
+
 def render_image(sig: ClassSignature, spec: SynthSpec, rng: np.random.Generator) -> np.ndarray:
     """Render one (S, S, 3) uint8 image of class ``sig`` from its own RNG stream."""
     s, d = spec.image_size, spec.difficulty
-    yy, xx = np.meshgrid(np.arange(s, dtype=np.float32) + 0.5, np.arange(s, dtype=np.float32) + 0.5, indexing="ij")
+    yy, xx = _grid(s)
     # background: smooth two-colour shading plus a faint low-frequency grating at a random angle
     c0 = _hsv_to_rgb(rng.uniform(), rng.uniform(0.0, 0.4), rng.uniform(0.3, 0.7))
     c1 = _hsv_to_rgb(rng.uniform(), rng.uniform(0.0, 0.4), rng.uniform(0.3, 0.7))
@@ -193,8 +204,7 @@ def render_image(sig: ClassSignature, spec: SynthSpec, rng: np.random.Generator)
     img = c0 * (1 - ramp) + c1 * ramp
     bg_theta = rng.uniform(0, math.pi)
     bg_wave = np.sin(2 * math.pi * rng.uniform(1.0, 4.0) * (xx * math.cos(bg_theta) + yy * math.sin(bg_theta)) / s)
-    img = img + (0.04 + 0.08 * d) * bg_wave[..., None]
-    img = img.astype(np.float32)
+    img = (img + np.float32(0.04 + 0.08 * d) * bg_wave[..., None]).astype(np.float32)
 
     # a cue is replaced by a random value with probability p_miss: caps accuracy below 100 %
     p_miss = 0.25 * d
@@ -237,8 +247,9 @@ def render_image(sig: ClassSignature, spec: SynthSpec, rng: np.random.Generator)
         center=(cy, cx),
         contrast=float(rng.uniform(0.55, 1.0)),
     )
-    img += rng.normal(0.0, 0.02 + 0.08 * d, size=img.shape).astype(np.float32)
-    return (img.clip(0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    img += rng.standard_normal(size=img.shape, dtype=np.float32) * np.float32(0.02 + 0.08 * d)
+    np.clip(img, 0.0, 1.0, out=img)
+    return (img * np.float32(255.0) + np.float32(0.5)).astype(np.uint8)
 
 
 def _split_plan(spec: SynthSpec) -> list[tuple[str, int, int]]:
