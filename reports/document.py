@@ -27,7 +27,7 @@ NOTE, WARN = "note", "warn"
 
 
 def fmt(v: Any) -> str:
-    """Cell text: '-' for missing, 4 significant digits for floats, ints as ints."""
+    """Cell text: '-' for missing (NaN), 'inf', 4 significant digits for floats, ints as ints."""
     if v is None:
         return "-"
     if isinstance(v, (bool, np.bool_)):
@@ -35,8 +35,10 @@ def fmt(v: Any) -> str:
     if isinstance(v, (int, np.integer)):
         return str(int(v))
     if isinstance(v, (float, np.floating)):
-        if not math.isfinite(v):
+        if math.isnan(v):
             return "-"
+        if math.isinf(v):
+            return "inf" if v > 0 else "-inf"
         if float(v).is_integer() and abs(v) < 1e15:
             return str(int(v))
         return f"{v:.4g}" if abs(v) < 1e5 else f"{v:.4e}"
@@ -53,6 +55,7 @@ class Document:
     blocks: list[tuple[str, Any]] = field(default_factory=list)
     sections: list[tuple[str, str]] = field(default_factory=list)
     files: list[Path] = field(default_factory=list)
+    svg: bool = True
 
     def __post_init__(self) -> None:
         (self.out_dir / "figures").mkdir(parents=True, exist_ok=True)
@@ -95,13 +98,15 @@ class Document:
         self.blocks.append(("table", (shown, caption, highlight)))
 
     def figure(self, fig: Figure, *, name: str, caption: str) -> None:
-        """Write ``figures/<name>.png`` and ``.svg`` and embed the PNG."""
+        """Write ``figures/<name>.png`` (and ``.svg`` unless ``svg=False``) and embed the PNG."""
         png = figure_png(fig)
         png_path = self.out_dir / "figures" / f"{name}.png"
         svg_path = png_path.with_suffix(".svg")
         png_path.write_bytes(png)
-        fig.savefig(svg_path, format="svg", bbox_inches="tight")
-        self.files += [png_path, svg_path]
+        self.files.append(png_path)
+        if self.svg:
+            fig.savefig(svg_path, format="svg")
+            self.files.append(svg_path)
         self.blocks.append(("figure", (name, png, caption)))
 
     # ------------------------------------------------------------------ rendering

@@ -23,7 +23,15 @@ import pandas as pd
 
 from analysis.correlation import correlation_table
 from analysis.erf import ErfResult, erf_map, erf_table, noise_images
-from analysis.pareto import Objective, as_objectives, crowding_distance, hypervolume_history, knee_point, pareto_mask
+from analysis.pareto import (
+    Objective,
+    as_objectives,
+    compare_fronts,
+    crowding_distance,
+    hypervolume_history,
+    knee_point,
+    pareto_mask,
+)
 from analysis.plot import (
     ReferencePoint,
     correlation_figure,
@@ -54,6 +62,7 @@ class ReportOptions:
     erf_seed: int = 0
     bootstrap: int = 1000
     max_trial_rows: int = 2000
+    svg: bool = True
 
 
 @dataclass(frozen=True)
@@ -69,13 +78,17 @@ class ReportResult:
 
 def build_report(
     run_dir: str | Path, *, out_dir: str | Path | None = None, options: ReportOptions | None = None,
-    log: Callable[[str], None] | None = None,
+    compare_with: str | Path | None = None, log: Callable[[str], None] | None = None,
 ) -> ReportResult:
-    """Write the report of ``run_dir`` to ``out_dir`` (default ``run_dir/report``)."""
+    """Write the report of ``run_dir`` to ``out_dir`` (default ``run_dir/report``).
+
+    ``compare_with`` names a second run directory with the same objectives: a section compares
+    the two Pareto fronts (hypervolume of each and of the union, which points dominate).
+    """
     opts = options or ReportOptions()
     run = load_run(run_dir)
     out = Path(out_dir) if out_dir is not None else run.root / "report"
-    doc = Document(out)
+    doc = Document(out, svg=opts.svg)
     say = log or (lambda _msg: None)
     facts: dict[str, Any] = {}
     _summary(doc, run, facts)
@@ -86,6 +99,8 @@ def build_report(
     front_idx, knee_row, best_row = _frontier(doc, run, objs, done, facts)
     _pareto_table(doc, run, objs, done, front_idx, knee_row, facts)
     _hypervolume(doc, run, objs, done, facts)
+    if compare_with is not None:
+        _comparison(doc, run, objs, done, load_run(compare_with), facts)
     say("ERF maps")
     _erf_section(doc, run, done, knee_row, best_row, opts, facts)
     if run.experiment.get("kind") == "ablation":
@@ -346,6 +361,44 @@ def _hypervolume(doc: Document, run: RunData, objs: tuple[Objective, ...], done:
                                            f"(reference point {ref_text})")
     doc.table(pd.DataFrame({"trial": done["trial"].to_numpy(), "hypervolume": hist}), name="hypervolume",
               caption="Hypervolume after each completed trial", max_rows=30)
+
+
+def _comparison(doc: Document, run: RunData, objs: tuple[Objective, ...], done: pd.DataFrame, other: RunData,
+                facts: dict[str, Any]) -> None:
+    doc.section(f"Comparison with {other.name}", "comparison")
+    other_objs = _objectives(other)
+    if [(o.name, o.direction) for o in other_objs] != [(o.name, o.direction) for o in objs]:
+        doc.para(f"{other.name} optimises {', '.join(f'{o.name} ({o.direction})' for o in other_objs)}, not the "
+                 "same objectives as this run: fronts are not comparable.", kind=WARN)
+        return
+    theirs = _scored(other, objs)
+    if not len(done) or not len(theirs):
+        doc.para("One of the two runs has no completed trial with every objective: nothing to compare.", kind=WARN)
+        return
+    a, b = _values(done, objs), _values(theirs, objs)
+    ref, how = _reference_point(run, objs, np.vstack([a, b]))
+    cmp = compare_fronts(a, b, objs, reference=ref)
+    facts["comparison"] = cmp.summary()
+    ref_text = ", ".join(f"{o.name} = {v:.6g}" for o, v in zip(objs, ref, strict=True))
+    origin = "from experiment.json" if how.startswith("from") else "worst of each objective over both runs, 10% out"
+    doc.para(f"Hypervolumes against one reference point ({ref_text}; {origin}). Coverage of the other = share of "
+             "the other run's front weakly dominated by this run's front (Zitzler's C).")
+    summary = cmp.summary()
+    table = pd.DataFrame([
+        {"run": f"A: {run.name}", "front size": summary["front_a"], "hypervolume": cmp.hv_a,
+         "front points dominating the other's": summary["a_points_dominating_b"],
+         "coverage of the other": cmp.coverage_a_over_b},
+        {"run": f"B: {other.name}", "front size": summary["front_b"], "hypervolume": cmp.hv_b,
+         "front points dominating the other's": summary["b_points_dominating_a"],
+         "coverage of the other": cmp.coverage_b_over_a},
+        {"run": "A ∪ B", "front size": int(pareto_mask(np.vstack([a, b]), objs).sum()), "hypervolume": cmp.hv_union,
+         "front points dominating the other's": None, "coverage of the other": None},
+    ])
+    doc.table(table, name="front_comparison", caption=f"Pareto fronts of {run.name} (A) and {other.name} (B)")
+    for label, frame, idx in ((run.name, done, cmp.a_dominating), (other.name, theirs, cmp.b_dominating)):
+        if len(idx):
+            doc.para(f"{label}: trial(s) {', '.join(str(int(t)) for t in frame['trial'].to_numpy()[idx])} dominate at "
+                     "least one front point of the other run.")
 
 
 # ---------------------------------------------------------------------------- ERF

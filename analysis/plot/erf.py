@@ -16,7 +16,7 @@ def erf_grid_figure(results: Sequence[ErfResult], *, ncols: int = 3, title: str 
         raise ValueError("erf_grid_figure needs at least one ErfResult")
     ncols = max(1, min(ncols, len(results)))
     nrows = math.ceil(len(results) / ncols)
-    fig = Figure(figsize=(4.0 * ncols, 4.3 * nrows))
+    fig = Figure(figsize=(4.0 * ncols, 4.3 * nrows), layout="constrained")
     im = None
     for i, r in enumerate(results):
         ax = fig.add_subplot(nrows, ncols, i + 1)

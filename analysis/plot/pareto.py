@@ -40,7 +40,8 @@ def pareto_figure(
     """Scatter of ``(x, y)`` with the non-dominated set under ``directions`` highlighted.
 
     ``front`` is a boolean mask (default: the 2-D front of these two columns); ``knee`` and
-    ``best`` are row indices to mark; ``labels`` annotate front points (config ids).
+    ``best`` are row indices to mark; ``labels`` annotate front points (config ids). ``log_x`` uses a
+    log axis when the x values span more than a factor of 20.
     ``references`` with a finite ``x`` and ``y`` are drawn as labelled diamonds; those missing
     one coordinate (e.g. top-1 not measured) as vertical/horizontal lines.
     """
@@ -51,7 +52,8 @@ def pareto_figure(
     ax = fig.add_subplot()
     mask = pareto_mask(np.c_[xs, ys], list(directions)) if front is None and len(xs) else front
     mask = np.zeros(len(xs), bool) if mask is None else np.asarray(mask, bool)
-    ax.scatter(xs[~mask], ys[~mask], s=18, c="#9aa5b1", alpha=0.8, label=f"trials ({len(xs)})", zorder=2)
+    ax.scatter(xs[~mask], ys[~mask], s=18, c="#9aa5b1", alpha=0.8, label=f"dominated ({int((~mask).sum())})",
+               zorder=2)
     if mask.any():
         fx, fy = xs[mask], ys[mask]
         order = np.argsort(fx)
@@ -60,7 +62,11 @@ def pareto_figure(
                 lw=1.2, alpha=0.7, zorder=3)
         ax.scatter(fx, fy, s=36, c="#d62728", label=f"Pareto front ({int(mask.sum())})", zorder=4)
         if labels is not None:
+            seen: set[tuple[float, float]] = set()
             for i in np.nonzero(mask)[0]:
+                if (xs[i], ys[i]) in seen:  # identical results (a reused trial): label once
+                    continue
+                seen.add((xs[i], ys[i]))
                 ax.annotate(str(labels[i])[:8], (xs[i], ys[i]), fontsize=6, xytext=(3, 3),
                             textcoords="offset points", color="#7f1d1d")
     if best is not None:
@@ -87,7 +93,8 @@ def pareto_figure(
         else:
             continue
         first = False
-    if log_x:
+    finite = xs[np.isfinite(xs)]
+    if log_x and len(finite) and finite.min() > 0 and finite.max() / finite.min() > 20:  # log only for wide ranges
         ax.set_xscale("log")
     arrow = {"maximize": "→ better", "minimize": "← better"}
     ax.set_xlabel(f"{x_label} ({arrow[directions[0]]})")

@@ -59,6 +59,20 @@ def _write_study(path: Path, exp: dict, frame: pd.DataFrame) -> None:
                                                    state=optuna.trial.TrialState.PRUNED))
 
 
+_PARAMS: dict[str, int] = {}
+
+
+def _params(cfg) -> int:
+    """Parameter count of a built model, cached per config (building is the slow part of the fixtures)."""
+    import lab
+    from lab.config import config_id
+
+    key = config_id(cfg)
+    if key not in _PARAMS:
+        _PARAMS[key] = sum(p.numel() for p in lab.build_model(cfg).parameters())
+    return _PARAMS[key]
+
+
 def quickstart_trials(n: int = 14, *, seed: int = 0, statuses=None) -> list[dict]:
     """NAS-style trials over three knobs of mobilemamba_tiny with real configs and params."""
     import lab
@@ -72,7 +86,7 @@ def quickstart_trials(n: int = 14, *, seed: int = 0, statuses=None) -> list[dict
     for t in range(n):
         wl, ds, lk = int(rng.integers(0, 3)), int(rng.integers(1, 3)), int(rng.choice([3, 5, 7]))
         cfg = base.with_mixer(wavelet_levels=wl, d_state=ds, local_kernels=(lk,))
-        params = sum(p.numel() for p in lab.build_model(cfg).parameters())
+        params = _params(cfg)
         status = cycle[t % len(cycle)]
         done = status == "complete"
         quality = 60 + 4 * wl + 1.5 * ds + 0.5 * lk + rng.normal(0, 1.0)

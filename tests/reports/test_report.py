@@ -9,6 +9,7 @@ import json
 import re
 import shutil
 import subprocess
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -16,10 +17,11 @@ import pytest
 from conftest import DS, LK, REFS, WL, experiment, quickstart_trials, write_run
 from PIL import Image
 
-from analysis.pareto import hypervolume, pareto_mask
+from analysis.pareto import compare_fronts, hypervolume, pareto_mask
 from reports.report import ReportOptions, build_report
 
-FAST = ReportOptions(erf=False, bootstrap=100)
+FAST = ReportOptions(erf=False, bootstrap=100, svg=False)
+REAL_RUN = Path(__file__).resolve().parents[1] / "data" / "report_quickstart_run"
 
 
 @pytest.fixture(scope="session")
@@ -140,9 +142,11 @@ def test_report_renders_in_headless_chromium(quickstart_report, tmp_path):
 def test_cli_writes_the_report(quickstart_run, tmp_path, capsys):
     from lab.cli import main
 
-    assert main(["report", str(quickstart_run), "--no-erf", "--bootstrap", "50", "--out", str(tmp_path / "r")]) == 0
+    out = tmp_path / "r"
+    assert main(["report", str(quickstart_run), "--no-erf", "--no-svg", "--bootstrap", "50", "--out", str(out)]) == 0
     assert capsys.readouterr().out.strip() == str(tmp_path / "r" / "index.html")
-    assert "ERF maps were switched off" in (tmp_path / "r" / "report.md").read_text()
+    assert "ERF maps were switched off" in (out / "report.md").read_text()
+    assert (out / "figures" / "hypervolume.png").is_file() and not (out / "figures" / "hypervolume.svg").exists()
     assert main(["report", str(tmp_path / "missing")]) == 2
     assert "does not exist" in capsys.readouterr().err
     (tmp_path / "notarun").mkdir()
@@ -191,7 +195,7 @@ def test_single_objective_run(tmp_path):
 def test_one_trial_run_with_erf(tmp_path):
     trials = quickstart_trials(1, seed=2)
     res = build_report(write_run(tmp_path / "one", experiment("one"), trials),
-                       options=ReportOptions(erf_images=1, bootstrap=50))
+                       options=ReportOptions(erf_images=1, bootstrap=50, svg=False))
     md = res.report_md.read_text()
     assert res.facts["state"] == "single_trial" and "single trial" in md
     assert res.facts["pareto_trials"] == [0] and res.facts["hypervolume"] > 0
@@ -245,3 +249,33 @@ def test_figures_match_between_png_on_disk_and_embedded(quickstart_report):
     on_disk = (quickstart_report.out_dir / "figures" / "hypervolume.png").read_bytes()
     assert m and base64.b64decode(m.group(1)) == on_disk
     assert Image.open(io.BytesIO(base64.b64decode(m.group(1)))).size[0] > 300
+
+
+def test_compare_two_sweeps(tmp_path):
+    a = write_run(tmp_path / "a", experiment("a"), quickstart_trials(10, seed=4))
+    b = write_run(tmp_path / "b", experiment("b"), quickstart_trials(10, seed=5))
+    res = build_report(a, options=FAST, compare_with=b)
+    ta, tb = pd.read_csv(a / "trials.csv"), pd.read_csv(b / "trials.csv")
+    va = ta[ta["status"] == "complete"][["top1", "throughput"]].to_numpy()
+    vb = tb[tb["status"] == "complete"][["top1", "throughput"]].to_numpy()
+    expected = compare_fronts(va, vb, ["maximize", "maximize"]).summary()
+    assert res.facts["comparison"] == pytest.approx(expected)
+    assert "## Comparison with b" in res.report_md.read_text()
+    other = write_run(tmp_path / "c", experiment("c", objectives=[{"name": "top1", "direction": "maximize"}]),
+                      quickstart_trials(3))
+    assert "not the same objectives" in build_report(a, options=FAST, compare_with=other).report_md.read_text()
+
+
+def test_report_on_a_real_sweep_output(tmp_path):
+    """The sweep's own files (copied from a real quickstart run) go through the report unchanged."""
+    run = tmp_path / "quickstart"
+    shutil.copytree(REAL_RUN, run)
+    res = build_report(run, options=FAST)
+    md = res.report_md.read_text()
+    trials = pd.read_csv(run / "trials.csv")
+    done = trials[trials["status"] == "complete"]
+    front = done["trial"][pareto_mask(done[["top1", "flops"]].to_numpy(), ["maximize", "minimize"])]
+    assert sorted(res.facts["pareto_trials"]) == sorted(front.tolist())
+    assert res.facts["objectives"] == [("top1", "maximize"), ("flops", "minimize")]
+    assert "p.stages.*.mixer.wavelet_levels" in md and "No study.db" in md
+    assert len(res.facts["frontier_figures"]) == 3
