@@ -38,12 +38,15 @@ def _pick_method(method: str, device: torch.device) -> str:
 
 
 def chunk_size(length: int) -> int:
-    """Chunk length minimising the op count ``T + ceil(L / T)``, preferring divisors of ``L`` (no padding)."""
+    """Chunk length minimising the op count ``T + ceil(L / T)`` plus the fixed cost of chaining
+    chunks (~10 ops: cumprod, copies, the carry-in) and of padding (~6), so short sequences
+    (``L <= 16``) run as one chunk, i.e. plain sequential steps."""
     if length <= 2:
         return max(length, 1)
     best, best_cost = length, float(length + 1)
     for t in range(1, length + 1):
-        cost = t + math.ceil(length / t) + (6 if length % t else 0)  # padding costs ~3 full passes
+        n_chunks = math.ceil(length / t)
+        cost = t + n_chunks + (10 if n_chunks > 1 else 0) + (6 if length % t else 0)
         if cost < best_cost:
             best, best_cost = t, cost
     return best
