@@ -127,14 +127,16 @@ def evaluate(
     trial: int,
     on_epoch: OnEpoch | None = None,
     find_duplicate: FindDuplicate | None = None,
+    on_partial: Callable[[dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
     """Run one trial of ``ctx.experiment`` with the decoded knob values ``params``; never raises for a
-    bad sample or a failed training (those are rows), only for ``KeyboardInterrupt``/``SystemExit``."""
+    bad sample or a failed training (those are rows), only for ``KeyboardInterrupt``/``SystemExit``.
+    ``on_partial`` receives the row (costs filled in) just before training starts."""
     exp = ctx.experiment
     t_start = time.perf_counter()
     row = empty_row(trial, params, seed=exp.seeds[0], env=ctx.env)
     try:
-        _evaluate(ctx, exp, params, row, on_epoch, find_duplicate)
+        _evaluate(ctx, exp, params, row, on_epoch, find_duplicate, on_partial)
     except (KeyboardInterrupt, SystemExit):
         raise
     except Exception as exc:  # noqa: BLE001 - a crashing trial is a 'failed' row, the sweep goes on
@@ -147,7 +149,8 @@ def evaluate(
 
 
 def _evaluate(ctx: WorkerContext, exp: Experiment, params: Mapping[str, Any], row: dict[str, Any],
-              on_epoch: OnEpoch | None, find_duplicate: FindDuplicate | None) -> None:
+              on_epoch: OnEpoch | None, find_duplicate: FindDuplicate | None,
+              on_partial: Callable[[dict[str, Any]], None] | None = None) -> None:
     from lab.models import build_model
 
     data = ctx.data
@@ -210,6 +213,8 @@ def _evaluate(ctx: WorkerContext, exp: Experiment, params: Mapping[str, Any], ro
     if not exp.needs_training:
         row["status"] = COMPLETE
         return
+    if on_partial is not None:
+        on_partial(dict(row))
     _train(ctx, exp, cfg, recipe, model, row, on_epoch)
 
 
