@@ -20,16 +20,20 @@ SUBCOMMANDS: list[tuple[str, str]] = [
 ]
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The parser; with ``only`` (a known sub-command) just that area's module is imported."""
     parser = argparse.ArgumentParser(prog="lab", description="MobileMamba Lab: architecture ablation and NAS.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for _name, module in SUBCOMMANDS:
-        importlib.import_module(module).register(sub)
+    for name, module in SUBCOMMANDS:
+        if only is None or name == only:
+            importlib.import_module(module).register(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    first = next((a for a in argv if not a.startswith("-")), None)
+    parser = build_parser(first if first in dict(SUBCOMMANDS) else None)
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
