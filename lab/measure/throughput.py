@@ -64,6 +64,9 @@ class Protocol:
             raise ValueError(f"threads must be an int >= 1 or None, got {self.threads!r}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"unknown precision {self.precision!r}; choose one of {', '.join(PRECISIONS)}")
+        if self.compile and min(self.warmup, self.latency_warmup) < 1:
+            raise ValueError("torch.compile compiles during the first steps (again for batch 1): use warmup >= 1 "
+                             "and latency_warmup >= 1 so compiling is not timed")
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)

@@ -141,6 +141,8 @@ def test_defaults_follow_the_official_protocol_on_gpu_and_a_small_one_on_cpu():
         default_protocol("cpu", batchsize=3)
     with pytest.raises(ValueError, match="iters"):
         default_protocol("cpu", iters=0)
+    with pytest.raises(ValueError, match="compile"):
+        default_protocol("cpu", compile=True, latency_warmup=0)
 
 
 def test_precision_and_device_errors():
