@@ -132,7 +132,8 @@ class Budget:
 
 @dataclass(frozen=True, kw_only=True)
 class MeasureSpec:
-    """How params/FLOPs/speed are measured for every trial (CPU, batch-1 latency, batch throughput)."""
+    """How params/FLOPs/speed are measured for every trial (CPU, batch-1 latency, batch throughput);
+    ``fused`` times the network with every BN folded (the paper's inference protocol)."""
 
     threads: int = 1
     latency_batch: int = 1
@@ -140,6 +141,7 @@ class MeasureSpec:
     warmup: int = 2
     iters: int = 5
     timing: bool = True
+    fused: bool = True
 
     def __post_init__(self) -> None:
         for name in ("threads", "latency_batch", "throughput_batch", "iters"):
@@ -158,7 +160,11 @@ class Experiment:
     ``kind='ablation'`` when the space is discrete. ``pruner`` applies to single-objective studies.
     ``heartbeat_s``: a worker silent for 3 heartbeats is presumed dead, its trial failed and retried.
     ``trial_threads``: torch threads per trial (1 = one trial per core; more threads per trial scale
-    badly for these small networks and collapse on a loaded machine)."""
+    badly for these small networks and collapse on a loaded machine). A ``recipe.seed`` knob makes
+    each trial train its one seed (one table row per seed: ablations' mean ± std); ``seeds`` is then
+    ignored. ``prepare(experiment, data)``: optional, run once by ``run_sweep`` in the main process
+    after the data is loaded and before any trial (e.g. train a distillation teacher); workers never
+    receive it."""
 
     name: str
     space: SearchSpace
@@ -179,6 +185,7 @@ class Experiment:
     heartbeat_s: float = 30.0
     trial_threads: int = 1
     reference_points: tuple[str, ...] = ()
+    prepare: Any = None
 
     def __post_init__(self) -> None:
         objs = tuple(Objective(name=o) if isinstance(o, str) else o for o in self.objectives)
@@ -280,12 +287,15 @@ class Experiment:
             "zero_cost": list(self.zero_cost),
             "measure": dataclasses.asdict(self.measure),
         }
+        if self.prepare is not None:
+            out["prepare"] = getattr(self.prepare, "__qualname__", repr(self.prepare))
         if self.kind == "ablation":
             from lab.search.space import column_value
 
+            seedless = [p.key for p in self.space.params if p.key != "recipe.seed"]  # seeds are repeats, not factors
             out["ablation"] = {
-                "factors": [f"p.{p.key}" for p in self.space.params],
-                "baseline": {f"p.{k}": column_value(v) for k, v in self.space.baseline().items()},
+                "factors": [f"p.{k}" for k in seedless],
+                "baseline": {f"p.{k}": column_value(v) for k, v in self.space.baseline().items() if k in seedless},
             }
         return out
 
@@ -305,8 +315,14 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
-def load_experiment(path: str | Path, *, validate: bool = True) -> Experiment:
-    """Import an ``experiments/*.py`` file and return its ``EXPERIMENT`` (validated)."""
+def load_experiment(path: str | Path, *, validate: bool = True, scale: str | None = None,
+                    data_root: str | Path | None = None) -> Experiment:
+    """Import an ``experiments/*.py`` file and return its ``EXPERIMENT`` (validated).
+
+    ``scale``: a named scale of the file (it defines ``SCALES``, a tuple of names, and
+    ``scaled(name) -> Experiment``; ``EXPERIMENT`` is its default scale), e.g. ``"smoke"``.
+    ``data_root``: an ImageNet-format folder (``train/``, ``val/``) replacing ``data.root``; the
+    experiment's class subset and resolution are kept and nothing is generated."""
     p = Path(path)
     if not p.is_file():
         hint = ""
@@ -333,6 +349,24 @@ def load_experiment(path: str | Path, *, validate: bool = True) -> Experiment:
     exp = getattr(module, "EXPERIMENT", None)
     if not isinstance(exp, Experiment):
         raise ExperimentError(f"{p} must define EXPERIMENT = Experiment(...), found {type(exp).__name__}")
+    if scale is not None:
+        scales = tuple(getattr(module, "SCALES", ()))
+        if not callable(getattr(module, "scaled", None)) or not scales:
+            raise ExperimentError(f"{p} has no named scales (it defines no SCALES and scaled(name)); drop --scale")
+        if scale not in scales:
+            raise ExperimentError(f"--scale {scale!r} unknown for {p.name}; its scales: {', '.join(scales)}")
+        try:
+            exp = module.scaled(scale)
+        except (ValueError, TypeError) as exc:
+            raise ExperimentError(f"{p} scale {scale!r}: {type(exc).__name__}: {exc}") from None
+        if not isinstance(exp, Experiment):
+            raise ExperimentError(f"{p}: scaled({scale!r}) must return an Experiment, got {type(exp).__name__}")
+    if data_root is not None:
+        root = Path(data_root)
+        if not (root / exp.data.train_dir).is_dir():
+            raise ExperimentError(f"--data {str(data_root)!r}: expected an ImageNet-format folder with "
+                                  f"{exp.data.train_dir}/ and {exp.data.val_dir}/ class sub-folders")
+        exp = dataclasses.replace(exp, data=dataclasses.replace(exp.data, root=str(root)), synth=None)
     if validate:
         exp.validate()
     return exp

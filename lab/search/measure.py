@@ -67,7 +67,8 @@ def time_model(model: nn.Module, *, config_id: str, res: int, spec: MeasureSpec,
     from lab.measure.throughput import Protocol, benchmark_inference
 
     protocol = Protocol(batch=spec.throughput_batch, warmup=spec.warmup, iters=spec.iters,
-                        latency_warmup=spec.warmup, latency_iters=spec.iters, threads=spec.threads)
+                        latency_warmup=spec.warmup, latency_iters=spec.iters, threads=spec.threads,
+                        fused=spec.fused)
 
     def compute() -> dict[str, Any]:
         out = benchmark_inference(model, res=res, protocol=protocol, device="cpu")

@@ -107,6 +107,14 @@ def load_data(exp: Experiment) -> Any:
     return load_proxy_data(exp.data, progress=False)
 
 
+def trial_seeds(exp: Experiment, params: Mapping[str, Any]) -> tuple[int, ...]:
+    """The training seeds of one trial: a ``recipe.seed`` knob's value alone (one row per seed, as
+    ablation tables need), else the experiment's ``seeds`` (one row, mean over them)."""
+    if "recipe.seed" in params:
+        return (int(params["recipe.seed"]),)
+    return tuple(exp.seeds)
+
+
 def empty_row(trial: int, params: Mapping[str, Any], *, seed: int, env: Mapping[str, Any]) -> dict[str, Any]:
     row: dict[str, Any] = {
         "trial": int(trial), "status": FAILED, "reason": "", "config_id": "", "config_json": "", "seed": int(seed),
@@ -134,7 +142,7 @@ def evaluate(
     ``on_partial`` receives the row (costs filled in) just before training starts."""
     exp = ctx.experiment
     t_start = time.perf_counter()
-    row = empty_row(trial, params, seed=exp.seeds[0], env=ctx.env)
+    row = empty_row(trial, params, seed=trial_seeds(exp, params)[0], env=ctx.env)
     try:
         _evaluate(ctx, exp, params, row, on_epoch, find_duplicate, on_partial)
     except (KeyboardInterrupt, SystemExit):
@@ -154,13 +162,14 @@ def _evaluate(ctx: WorkerContext, exp: Experiment, params: Mapping[str, Any], ro
     from lab.models import build_model
 
     data = ctx.data
+    seeds = trial_seeds(exp, params)
     # 1. config and recipe: an invalid combination is infeasible, with the validator's message
     try:
         cfg = exp.space.to_config(params)
         cfg = cfg.replace(num_classes=data.num_classes, img_size=data.resolution)
         recipe = exp.space.to_recipe(params, exp.recipe)
-        recipe = dataclasses.replace(recipe, seed=exp.seeds[0])
-        torch.manual_seed(exp.seeds[0])
+        recipe = dataclasses.replace(recipe, seed=seeds[0])
+        torch.manual_seed(seeds[0])
         model = build_model(cfg)
     except (ConfigError, SpaceError, ValueError) as exc:
         row["status"], row["reason"] = INFEASIBLE, f"invalid config: {exc}"
@@ -169,17 +178,18 @@ def _evaluate(ctx: WorkerContext, exp: Experiment, params: Mapping[str, Any], ro
     row["config_id"] = cid
     row["config_json"] = json.dumps(cfg.to_dict(), sort_keys=True)
     row["recipe_id"] = recipe.recipe_id()
-    row["dup_key"] = f"{cid}|{row['recipe_id']}|{','.join(map(str, exp.seeds))}|{data.fingerprint}"
+    row["dup_key"] = f"{cid}|{row['recipe_id']}|{','.join(map(str, seeds))}|{data.fingerprint}"
 
     # 2. costs, then constraints: never train a network that breaks a budget
     t0 = time.perf_counter()
     costs = count_costs_for(ctx, model, cid, data.resolution)
     row["params"], row["flops"] = int(costs["params"]), int(costs["flops"])
     reasons = exp.constraints.violations(row)
-    if not reasons and (exp.measure.timing or exp.constraints.needs_timing):
+    measure = exp.space.to_measure(params, exp.measure)
+    if not reasons and (measure.timing or exp.constraints.needs_timing):
         from lab.search.measure import time_model
 
-        spec = exp.measure if exp.measure.timing else dataclasses.replace(exp.measure, timing=True)
+        spec = measure if measure.timing else dataclasses.replace(measure, timing=True)
         row.update(time_model(model, config_id=cid, res=data.resolution, spec=spec, cache_dir=ctx.cache_dir))
         reasons = exp.constraints.violations(row)
     row["measure_seconds"] = time.perf_counter() - t0
@@ -204,9 +214,9 @@ def _evaluate(ctx: WorkerContext, exp: Experiment, params: Mapping[str, Any], ro
 
     # 4. zero-cost scores on the untrained network
     if exp.zero_cost:
-        for name, score in zero_cost_scores(model, data, exp.zero_cost, seed=exp.seeds[0]).items():
+        for name, score in zero_cost_scores(model, data, exp.zero_cost, seed=seeds[0]).items():
             row[f"zc.{name}"] = score
-        torch.manual_seed(exp.seeds[0])
+        torch.manual_seed(seeds[0])
         model = build_model(cfg)
 
     # 5. proxy training, one run per seed, pruning hooked on the first
@@ -215,7 +225,7 @@ def _evaluate(ctx: WorkerContext, exp: Experiment, params: Mapping[str, Any], ro
         return
     if on_partial is not None:
         on_partial(dict(row))
-    _train(ctx, exp, cfg, recipe, model, row, on_epoch)
+    _train(ctx, exp, cfg, recipe, model, row, on_epoch, seeds=seeds)
 
 
 def count_costs_for(ctx: WorkerContext, model: torch.nn.Module, cid: str, res: int) -> dict[str, Any]:
@@ -225,14 +235,14 @@ def count_costs_for(ctx: WorkerContext, model: torch.nn.Module, cid: str, res: i
 
 
 def _train(ctx: WorkerContext, exp: Experiment, cfg: Any, recipe: Any, model: torch.nn.Module,
-           row: dict[str, Any], on_epoch: OnEpoch | None) -> None:
+           row: dict[str, Any], on_epoch: OnEpoch | None, *, seeds: tuple[int, ...] | None = None) -> None:
     from lab.models import build_model
     from lab.train import train_proxy
 
     top1s, top5s, curves = [], [], []
     t0 = time.perf_counter()
     status, reason, epochs = COMPLETE, "", 0
-    for i, seed in enumerate(exp.seeds):
+    for i, seed in enumerate(exp.seeds if seeds is None else seeds):
         if i:
             torch.manual_seed(seed)
             model = build_model(cfg)

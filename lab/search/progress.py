@@ -34,12 +34,19 @@ class Progress:
     """Redraws one line in place on a TTY; prints a new line per change otherwise (logs, CI)."""
 
     def __init__(self, *, stream: TextIO | None = None, enabled: bool = True) -> None:
-        self.stream = stream or sys.stderr
+        self._stream = stream  # None = sys.stderr at write time (keeps the object picklable for Ray)
         self.enabled = enabled
         self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
         self._last = ""
         self._width = 0
         self.started = time.monotonic()
+
+    @property
+    def stream(self) -> TextIO:
+        return self._stream or sys.stderr
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_stream": None}
 
     def update(self, line: str) -> None:
         if not self.enabled or line == self._last:

@@ -27,6 +27,7 @@ from typing import Any, Union
 from lab.config import ConfigError, ModelConfig
 
 RECIPE_PREFIX = "recipe."
+MEASURE_PREFIX = "measure."
 _OPS = {
     "==": operator.eq,
     "!=": operator.ne,
@@ -135,6 +136,45 @@ class Float:
         return [round(self.low + i * self.step, 12) for i in range(n + 1)]
 
 
+@dataclass(frozen=True, init=False)
+class Variants(Categorical):
+    """Named structural variants: a Categorical of names, each name mapping to dotted-key overrides
+    (``"stages.*.mixer.local_ratio": 0.0``; ``recipe.*`` and ``measure.*`` keys allowed) applied
+    together. ``baseline`` names the official setting (the ablation's reference row); the table
+    shows the names. ``Param("variant", Variants({...}, baseline="full MRFFI"))``: the key is a free
+    label (not a config field)."""
+
+    options: Mapping[str, Mapping[str, Any]]
+    baseline: str
+
+    def __init__(self, options: Mapping[str, Mapping[str, Any]], *, baseline: str) -> None:
+        if not isinstance(options, Mapping) or not options:
+            raise SpaceError("Variants needs a non-empty {name: {dotted key: value}} mapping")
+        opts: dict[str, dict[str, Any]] = {}
+        for name, overrides in options.items():
+            if not isinstance(name, str) or not name:
+                raise SpaceError(f"Variants names must be non-empty strings, got {name!r}")
+            if not isinstance(overrides, Mapping):
+                raise SpaceError(f"variant {name!r}: overrides must be a {{dotted key: value}} dict, "
+                                 f"got {type(overrides).__name__}")
+            opts[name] = {str(k): tuple(v) if isinstance(v, list) else v for k, v in overrides.items()}
+        if baseline not in opts:
+            raise SpaceError(f"Variants baseline {baseline!r} is not one of the names {list(opts)}")
+        object.__setattr__(self, "options", opts)
+        object.__setattr__(self, "baseline", baseline)
+        object.__setattr__(self, "choices", tuple(opts))
+        self.__post_init__()
+
+    def __hash__(self) -> int:
+        return hash(json.dumps(self.options, sort_keys=True, default=str))
+
+    def overrides(self, name: str) -> dict[str, Any]:
+        """The dotted-key overrides of variant ``name``."""
+        if name not in self.options:
+            raise SpaceError(f"variant {name!r} unknown; variants: {list(self.options)}")
+        return dict(self.options[name])
+
+
 Distribution = Union[Categorical, Int, Float]  # noqa: UP007 - used at runtime in isinstance checks
 
 
@@ -179,6 +219,12 @@ class Param:
     def targets(self) -> tuple[str, ...]:
         return (self.key, *self.tie)
 
+    def updates(self, value: Any) -> dict[str, Any]:
+        """Dotted-key updates for the value ``value`` of this knob (a variant's overrides, else every target)."""
+        if isinstance(self.dist, Variants):
+            return self.dist.overrides(value)
+        return {key: value for key in self.targets}
+
 
 @dataclass(frozen=True, kw_only=True)
 class SearchSpace:
@@ -216,6 +262,18 @@ class SearchSpace:
             _check_key(key, base, recipe_fields, what="fixed")
         seen: set[str] = set()
         for p in self.params:
+            if isinstance(p.dist, Variants):
+                if p.tie:
+                    raise SpaceError(f"knob {p.key!r}: Variants take no tie; put the keys in each variant's overrides")
+                for name in p.dist.choices:
+                    for key in p.dist.overrides(name):
+                        _check_key(key, base, recipe_fields, what=f"variant {name!r} of {p.key!r}")
+                    try:
+                        self.to_config({p.key: name})
+                    except (ConfigError, SpaceError) as exc:
+                        raise SpaceError(f"variant {name!r} of {p.key!r}: {exc}") from None
+                seen.add(p.key)
+                continue
             for key in p.targets:
                 _check_key(key, base, recipe_fields, what=f"knob {p.key!r}")
             if p.when is not None and p.when.key not in seen:
@@ -306,10 +364,9 @@ class SearchSpace:
         updates = dict(self.fixed)
         for p in self.params:
             if p.key in params:
-                for key in p.targets:
-                    updates[key] = params[p.key]
+                updates.update(p.updates(params[p.key]))
         for key, value in updates.items():
-            if not key.startswith(RECIPE_PREFIX):
+            if not key.startswith((RECIPE_PREFIX, MEASURE_PREFIX)):
                 _assign(d, key, value)
         try:
             return ModelConfig.from_dict(d)
@@ -321,16 +378,30 @@ class SearchSpace:
         changes = {k[len(RECIPE_PREFIX):]: v for k, v in self.fixed.items() if k.startswith(RECIPE_PREFIX)}
         for p in self.params:
             if p.key in params:
-                for key in p.targets:
+                for key, value in p.updates(params[p.key]).items():
                     if key.startswith(RECIPE_PREFIX):
-                        changes[key[len(RECIPE_PREFIX):]] = params[p.key]
+                        changes[key[len(RECIPE_PREFIX):]] = value
         return dataclasses.replace(recipe, **changes) if changes else recipe
+
+    def to_measure(self, params: Mapping[str, Any], spec: Any) -> Any:
+        """``spec`` (a ``MeasureSpec``) with the ``measure.*`` overrides (fixed, then knobs) applied:
+        e.g. a variant timing the unfused network (``measure.fused``) without retraining it."""
+        changes = {k[len(MEASURE_PREFIX):]: v for k, v in self.fixed.items() if k.startswith(MEASURE_PREFIX)}
+        for p in self.params:
+            if p.key in params:
+                for key, value in p.updates(params[p.key]).items():
+                    if key.startswith(MEASURE_PREFIX):
+                        changes[key[len(MEASURE_PREFIX):]] = value
+        return dataclasses.replace(spec, **changes) if changes else spec
 
     def baseline(self) -> dict[str, Any]:
         """Base-config (and default-recipe) value of every knob: the ablation's reference point."""
         flat = self._flat_base()
         out = {}
         for p in self.params:
+            if isinstance(p.dist, Variants):
+                out[p.key] = p.dist.baseline
+                continue
             key = p.key.replace("*", "0")
             if key.startswith(RECIPE_PREFIX):
                 from lab.train.recipe import ProxyRecipe
@@ -361,7 +432,7 @@ class SearchSpace:
     def _flat_base(self) -> dict[str, Any]:
         d = _plain(self.base_config().to_dict())
         for key, value in self.fixed.items():
-            if not key.startswith(RECIPE_PREFIX):
+            if not key.startswith((RECIPE_PREFIX, MEASURE_PREFIX)):
                 _assign(d, key, value)
         return d
 
@@ -383,6 +454,8 @@ def _label(choice: Any) -> str:
 def _jsonable(v: Any) -> Any:
     if isinstance(v, tuple):
         return [_jsonable(x) for x in v]
+    if isinstance(v, dict):
+        return {k: _jsonable(x) for k, x in v.items()}
     return v
 
 
@@ -404,6 +477,13 @@ def _recipe_fields(recipe: Any) -> set[str]:
 
 
 def _check_key(key: str, base: dict[str, Any], recipe_fields: set[str], *, what: str) -> None:
+    if key.startswith(MEASURE_PREFIX):
+        from lab.search.experiment import MeasureSpec
+
+        known = {f.name for f in dataclasses.fields(MeasureSpec)}
+        if key[len(MEASURE_PREFIX):] not in known:
+            raise SpaceError(f"{what}: {key!r} is not a MeasureSpec field; known: {sorted(known)}")
+        return
     if key.startswith(RECIPE_PREFIX):
         name = key[len(RECIPE_PREFIX):]
         if name not in recipe_fields:

@@ -7,6 +7,7 @@ so each costs one clear error line (``SweepError`` and the other ``ValueError`` 
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import os
@@ -89,10 +90,16 @@ def run_sweep(
     progress: bool = True,
     report: bool = True,
     command: str | None = None,
+    scale: str | None = None,
+    data_root: str | Path | None = None,
 ) -> dict[str, Any]:
     """Run one sweep; returns ``{"run_dir", "counts", "stopped", "interrupted"}``. Raises ``ValueError``
-    subclasses for bad input before any work; on Ctrl-C exports the table and returns ``interrupted=True``."""
-    exp = experiment if isinstance(experiment, Experiment) else load_experiment(experiment)
+    subclasses for bad input before any work; on Ctrl-C exports the table and returns ``interrupted=True``.
+    ``scale`` / ``data_root``: see ``load_experiment`` (only with an experiment file)."""
+    if isinstance(experiment, Experiment) and (scale is not None or data_root is not None):
+        raise SweepError("scale/data_root need an experiment file, not an Experiment object")
+    exp = (experiment if isinstance(experiment, Experiment)
+           else load_experiment(experiment, scale=scale, data_root=data_root))
     if isinstance(experiment, Experiment):
         exp.validate()
     if backend not in BACKENDS:
@@ -120,6 +127,9 @@ def run_sweep(
     from lab.search.pipeline import load_data
 
     data = load_data(exp)
+    if exp.prepare is not None:  # once, here; workers get the experiment without it
+        exp.prepare(exp, data)
+        exp = dataclasses.replace(exp, prepare=None)
 
     run_dir = Path(out) / exp.name
     run_dir.mkdir(parents=True, exist_ok=True)
