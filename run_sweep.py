@@ -26,6 +26,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="runs", help="parent folder of the run directory (default runs/)")
     p.add_argument("--no-progress", action="store_true", help="no live progress line")
     p.add_argument("--no-report", action="store_true", help="do not write the HTML report at the end")
+    p.add_argument("--scale", default=None, help="a named scale of the experiment file (its SCALES, e.g. smoke)")
+    p.add_argument("--data", default=None, metavar="DIR", help="ImageNet-format folder (train/, val/) replacing the "
+                   "experiment's dataset root (its class subset and resolution are kept)")
     return p
 
 
@@ -39,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
         result = run_sweep(args.experiment, backend=args.backend, n_trials=args.n_trials, timeout_s=args.timeout,
                            workers=args.workers, storage=args.storage, ray_address=args.ray_address,
                            resume=args.resume, out=args.out, progress=not args.no_progress,
-                           report=not args.no_report, command=again)
+                           report=not args.no_report, command=again, scale=args.scale, data_root=args.data)
     except (ValueError, FileNotFoundError, FileExistsError) as exc:
         print(f"run_sweep.py: error: {exc}", file=sys.stderr)
         return 2
