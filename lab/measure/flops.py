@@ -204,29 +204,6 @@ class FlopCount:
 
 
 @contextlib.contextmanager
-def _traceable_size_checks() -> Iterator[None]:
-    """``lab.config.check_input_size`` rejects the tensor-valued sizes a jit trace produces; the
-    caller checks the size with plain ints first, so the check is skipped while tracing only."""
-    try:
-        import lab.models.mobilemamba as mm
-    except ImportError:
-        yield
-        return
-    original = mm.check_input_size
-
-    def check(cfg: Any, size: Any) -> None:
-        if torch.jit.is_tracing():
-            return
-        original(cfg, size)
-
-    mm.check_input_size = check
-    try:
-        yield
-    finally:
-        mm.check_input_size = original
-
-
-@contextlib.contextmanager
 def _eval_mode(model: nn.Module) -> Iterator[None]:
     modes = {m: m.training for m in model.modules()}
     model.eval()
@@ -277,7 +254,7 @@ def count_flops(
     if scan_name is None and _contains_scan_module(model):
         notes.append("kernels.selective_scan defines no SCAN_OP_NAME: the scan was traced op by op, so the paper "
                      "count misses its formula and 'full' counts its loop instead")
-    with _eval_mode(model), _traceable_size_checks(), warnings.catch_warnings():
+    with _eval_mode(model), warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # torch.jit deprecation notices
         analysis = FlopCountAnalysis(model, (x,))
         analysis.unsupported_ops_warnings(False).uncalled_modules_warnings(False).tracer_warnings("none")

@@ -121,8 +121,14 @@ class MobileMamba(nn.Module):
     def stages(self) -> list[nn.Module]:
         return [getattr(self, n) for n in self.stage_names]
 
+    def _check_size(self, x: torch.Tensor) -> None:
+        """Clear error for inputs too small for the total stride (skipped while tracing, where
+        sizes are tensors; tracing callers check their resolution first)."""
+        if not torch.jit.is_tracing():
+            check_input_size(self.cfg, tuple(int(v) for v in x.shape[-2:]))
+
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        check_input_size(self.cfg, tuple(x.shape[-2:]))
+        self._check_size(x)
         x = self.patch_embed(x)
         for stage in self.stages:
             x = stage(x)
@@ -159,7 +165,7 @@ class MobileMamba(nn.Module):
         take = [i + n if i < 0 else i for i in take]
         if any(not 0 <= i < n for i in take):
             raise ValueError(f"stage indices must be in [0, {n}), got {indices}")
-        check_input_size(self.cfg, tuple(x.shape[-2:]))
+        self._check_size(x)
         x = self.patch_embed(x)
         feats = []
         last = max(take) if (stop_early or intermediates_only) else n - 1
