@@ -338,6 +338,7 @@ def load_experiment(path: str | Path, *, validate: bool = True, scale: str | Non
     if spec is None or spec.loader is None:  # pragma: no cover - only for exotic paths
         raise ExperimentError(f"cannot import {p}")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[mod_name] = module  # dataclasses defined in the file look their module up here
     root = str(Path(__file__).resolve().parents[2])
     added = root not in sys.path
     if added:

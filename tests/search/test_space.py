@@ -182,3 +182,16 @@ def test_shipped_spaces_validate_and_sample(name):
     assert len(ids) >= (1 if name == "hparams" else 10)
     base = lab.get_config(s.base)
     assert s.to_config({}) == base
+
+
+@pytest.mark.parametrize("name", ["quickstart", "mrffi_ablation", "hparams"])
+def test_shipped_experiments_load_and_their_baseline_is_in_the_space(name):
+    from lab.search import load_experiment
+
+    exp = load_experiment(ROOT / "experiments" / f"{name}.py")
+    meta = exp.to_json()
+    assert meta["name"] == name and meta["objectives"] and meta["base"] == exp.space.base
+    for key, value in exp.space.baseline().items():  # the official setting is one of the samples
+        dist = next(p.dist for p in exp.space.params if p.key == key)
+        if isinstance(dist, Categorical):
+            assert value in dist.choices, (key, value)
