@@ -105,7 +105,7 @@ def evaluate(
     batch_size: int,
     device: torch.device,
     memory_format: torch.memory_format,
-    autocast: contextlib.AbstractContextManager | None = None,
+    autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
 ) -> tuple[float, float, float]:
     """(mean CE loss, top-1 %, top-5 %) on the val split; top-5 becomes top-min(5, classes)."""
     was_training = model.training
@@ -113,7 +113,7 @@ def evaluate(
     k = min(5, data.num_classes)
     n = loss_sum = c1 = c5 = 0.0
     for x, y in data.val_batches(batch_size, device=device):
-        with autocast or contextlib.nullcontext():
+        with autocast():
             logits = model(x.contiguous(memory_format=memory_format)).float()
         loss_sum += float(F.cross_entropy(logits, y, reduction="sum"))
         topk = logits.topk(k, dim=1).indices
@@ -352,7 +352,7 @@ def _train(model, data, recipe, callback, checkpoint_dir, device, teacher_model)
             batch_size=recipe.eval_batch_size,
             device=device,
             memory_format=memory_format,
-            autocast=autocast(),
+            autocast=autocast,
         )
         epoch_time = time.perf_counter() - t0
         state["train_time_s"] += train_time

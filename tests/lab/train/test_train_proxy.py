@@ -191,3 +191,13 @@ def test_weight_decay_skips_norms_and_biases():
     groups = param_groups(TinyNet(), 0.05)
     assert all(p.ndim >= 2 for p in groups[0]["params"]) and groups[0]["weight_decay"] == 0.05
     assert all(p.ndim == 1 for p in groups[1]["params"]) and groups[1]["weight_decay"] == 0.0
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_bf16_amp_channels_last_trains(data):
+    r = train_proxy(
+        TinyNet(), data, dataclasses.replace(RECIPE, amp=True, channels_last=True, ema_decay=0.9), device="cuda"
+    )
+    assert r.amp_used and r.device.startswith("cuda") and r.epochs_completed == 3
+    assert all(math.isfinite(v) for v in r.loss_curve) and r.top1 > 40.0
