@@ -156,7 +156,7 @@ class Document:
 
 
 def _html_table(frame: pd.DataFrame, caption: str, highlight: list[bool] | None) -> str:
-    text_cols = {c for c in frame.columns if frame[c].dtype == object}
+    text_cols = {c for c in frame.columns if frame[c].dtype == object or pd.api.types.is_string_dtype(frame[c].dtype)}
     head = "".join(f'<th class="{"t" if c in text_cols else ""}">{html.escape(str(c))}</th>' for c in frame.columns)
     rows = []
     for i, (_, r) in enumerate(frame.iterrows()):
