@@ -78,7 +78,14 @@ def make_sampler(exp: Experiment, *, seed: int) -> Any:
         return optuna.samplers.GPSampler(seed=seed)
     if kind == "random":
         return optuna.samplers.RandomSampler(seed=seed)
-    return optuna.samplers.GridSampler(exp.space.grid(), seed=seed)
+    class GridSampler(optuna.samplers.GridSampler):
+        """Optuna's grid, minus its ``study.stop()`` once the grid is exhausted: that call only works
+        inside ``study.optimize`` and raises from the ask/tell loop; the loop stops on ``n_trials``."""
+
+        def after_trial(self, study: Any, trial: Any, state: Any, values: Any) -> None:
+            return None
+
+    return GridSampler(exp.space.grid(), seed=seed)
 
 
 def make_pruner(exp: Experiment) -> Any:
