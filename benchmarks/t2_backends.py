@@ -9,7 +9,8 @@ For each batch it times ``model(x)`` (eval, ``torch.no_grad``) with each backend
 round-robin, and reports medians and the ratio to the first backend. A profiled run per backend
 gives the share of the forward spent in the scan op (``mmlab::selective_scan``, children included)
 and in the Haar wavelet transform pair (DWT / IDWT, labelled by wrapping the two functions of
-``lab.blocks.wavelet`` in this process only). CPU shares are of CPU time, CUDA shares of device time.
+``lab.blocks.wavelet`` in this process only), over three profiled forwards. CPU shares are of CPU
+time, CUDA shares of device time.
 """
 
 from __future__ import annotations
@@ -58,14 +59,15 @@ def timed(fn, device: str, clock: str) -> float:
     return (now() - t0) * 1e3
 
 
-def shares(model, x, backend: str, device: str) -> dict[str, float]:
-    """Fractions of the forward in the scan op and the wavelet pair, from one profiled forward."""
+def shares(model, x, backend: str, device: str, *, forwards: int = 3) -> dict[str, float]:
+    """Fractions of the forward in the scan op and the wavelet pair, over ``forwards`` profiled forwards."""
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device == "cuda" else [])
     with torch.no_grad(), ss.use_backend(backend):
         model(x)
         with profile(activities=activities) as prof:
-            with record_function("forward"):
-                model(x)
+            for _ in range(forwards):
+                with record_function("forward"):
+                    model(x)
             if device == "cuda":
                 torch.cuda.synchronize()
     totals: dict[str, float] = {}
@@ -158,8 +160,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"| {r['model']} {r['img']}px | {r['batch']} | {r['variant']} | {r['ms']:.1f} | {r['img_per_s']:.1f} | "
               f"{r['speedup']:.2f}x | {scan} | {wav} |")
     print(f"\ndevice={args.device} threads={torch.get_num_threads()} repeats={args.repeats} clock={args.clock} "
-          f"torch={torch.__version__}; medians, variants interleaved, ratios from this one run; shares from one "
-          "profiled forward per backend (profiler overhead inflates small ops).")
+          f"torch={torch.__version__}; medians, variants interleaved, ratios from this one run; shares from three "
+          "profiled forwards per backend (profiler overhead inflates small ops).")
     if args.json:
         with open(args.json, "w") as f:
             for r in rows:

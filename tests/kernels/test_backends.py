@@ -195,3 +195,20 @@ def test_reference_matches_brute_force_closed_form() -> None:
                     total += float(C[0, g, n, t]) * decay * float(dt[0, d, k] * B[0, g, n, k] * u[0, d, k])
             expected[0, d, t] = total
     torch.testing.assert_close(y, expected, rtol=1e-12, atol=1e-12)
+
+
+def test_cpu_batch_blocking_gives_the_same_result(monkeypatch) -> None:
+    """Large CPU problems run in batch blocks; forcing tiny blocks must not change anything."""
+    case = Case(5, 2, 3, 2, 11)
+    inputs = make_inputs(case, seed=17)
+    gy = torch.randn(5, 6, 11, dtype=torch.float64)
+    y_ref, g_ref = reference(inputs, gy, softplus=True)
+    x32 = [t.float() for t in inputs]
+    monkeypatch.setattr(torch_fast, "CPU_BLOCK_ELEMENTS", 2 * 6 * 11 * 2)  # two samples per block: 3 blocks
+    assert len(torch_fast._batch_blocks(x32[0], 2)) == 3
+    y = torch_fast.selective_scan_fwd(*x32[:6], delta_bias=x32[6])
+    grads = torch_fast.selective_scan_bwd(gy.float(), *x32[:6], delta_bias=x32[6])
+    assert rel_err(y, y_ref) < TOL
+    for name, g, gr in zip(GRAD_NAMES, grads, g_ref):
+        assert g.dtype == torch.float32
+        assert rel_err(g, gr) < TOL, name
