@@ -31,7 +31,7 @@ METRICS: dict[str, str] = {
 ALIASES = {"latency": "latency_ms", "FLOPs": "flops"}
 KINDS = ("nas", "ablation", "hparams")
 SAMPLERS = ("auto", "tpe", "nsga2", "gp", "random", "grid")
-PRUNERS = ("none", "median", "hyperband", "asha")
+PRUNERS = ("none", "median", "hyperband", "asha", "mo_asha")
 
 
 class ExperimentError(ValueError):
@@ -164,7 +164,8 @@ class Experiment:
     each trial train its one seed (one table row per seed: ablations' mean ± std); ``seeds`` is then
     ignored. ``prepare(experiment, data)``: optional, run once by ``run_sweep`` in the main process
     after the data is loaded and before any trial (e.g. train a distillation teacher); workers never
-    receive it."""
+    receive it. ``pruner='mo_asha'``: multi-objective early stopping (``lab.search.mo_asha``), any number
+    of objectives; ``mo_asha`` is its ``MOASHA(eta=, min_epochs=)`` (``None`` = ``MOASHA()``)."""
 
     name: str
     space: SearchSpace
@@ -186,6 +187,7 @@ class Experiment:
     trial_threads: int = 1
     reference_points: tuple[str, ...] = ()
     prepare: Any = None
+    mo_asha: Any = None
 
     def __post_init__(self) -> None:
         objs = tuple(Objective(name=o) if isinstance(o, str) else o for o in self.objectives)
@@ -206,6 +208,8 @@ class Experiment:
             raise ExperimentError(f"experiment {self.name}: pruner must be one of {PRUNERS}, got {self.pruner!r}")
         if not objs:
             raise ExperimentError(f"experiment {self.name}: needs at least one objective")
+        if self.pruner == "mo_asha" or self.mo_asha is not None:
+            self._check_mo_asha(objs)
         names = [o.name for o in objs]
         if len(set(names)) != len(names):
             raise ExperimentError(f"experiment {self.name}: objective listed twice in {names}")
@@ -224,6 +228,27 @@ class Experiment:
                 self.space.grid()
             except SpaceError as exc:
                 raise ExperimentError(f"experiment {self.name}: sampler='grid': {exc}") from None
+
+    def _check_mo_asha(self, objs: tuple[Objective, ...]) -> None:
+        from lab.search.mo_asha import MOASHA
+
+        if self.pruner != "mo_asha":
+            raise ExperimentError(f"experiment {self.name}: mo_asha=... is set but pruner={self.pruner!r}; "
+                                  "set pruner='mo_asha' (or drop mo_asha)")
+        if self.mo_asha is None:
+            object.__setattr__(self, "mo_asha", MOASHA())
+        if not isinstance(self.mo_asha, MOASHA):
+            raise ExperimentError(f"experiment {self.name}: mo_asha must be a lab.search.mo_asha.MOASHA, "
+                                  f"got {type(self.mo_asha).__name__}")
+        if not any(o.needs_training for o in objs):
+            raise ExperimentError(f"experiment {self.name}: pruner='mo_asha' stops training early, but no objective "
+                                  "needs training (add top1, or use pruner='none')")
+        epochs = getattr(self.recipe, "epochs", None)
+        if isinstance(epochs, int):
+            try:
+                self.mo_asha.check(epochs)
+            except ValueError as exc:
+                raise ExperimentError(f"experiment {self.name}: {exc}") from None
 
     # -- derived ---------------------------------------------------------------------------------
     @property
@@ -282,6 +307,7 @@ class Experiment:
             "budget": dataclasses.asdict(self.budget),
             "sampler": self.resolved_sampler(),
             "pruner": self.pruner,
+            **({"mo_asha": self.mo_asha.to_dict()} if self.mo_asha is not None else {}),
             "seed": self.seed,
             "seeds": list(self.seeds),
             "zero_cost": list(self.zero_cost),

@@ -10,7 +10,9 @@ so they are unique and gap-free across workers; the lock (a file lock next to th
 makes the count-then-ask step atomic for the workers of one machine.
 
 Single-objective studies report each epoch's top-1 to the pruner (``trial.report`` /
-``should_prune``); infeasible and pruned trials are told ``PRUNED``, training failures ``FAIL``.
+``should_prune``); ``pruner='mo_asha'`` (any number of objectives) decides at each rung in this
+loop instead (``lab.search.mo_asha.StudyRungs``: Optuna cannot prune multi-objective trials).
+Infeasible, pruned and stopped trials are told ``PRUNED``, training failures ``FAIL``.
 """
 
 from __future__ import annotations
@@ -90,7 +92,7 @@ def make_sampler(exp: Experiment, *, seed: int) -> Any:
 
 def make_pruner(exp: Experiment) -> Any:
     optuna = _quiet_optuna()
-    if exp.multi_objective or exp.pruner == "none" or not exp.needs_training:
+    if exp.multi_objective or exp.pruner in ("none", "mo_asha") or not exp.needs_training:
         return optuna.pruners.NopPruner()
     epochs = exp.recipe.epochs
     if exp.pruner == "median":
@@ -215,7 +217,13 @@ def _run_trial(study: Any, trial: Any, ctx: WorkerContext, exp: Experiment) -> d
     params = exp.space.sample(trial)
 
     on_epoch = None
-    if not exp.multi_objective and exp.objectives[0].name == "top1":
+    partial: dict[str, Any] = {}  # the row before training (costs), for multi-objective early stopping
+    if exp.pruner == "mo_asha" and exp.needs_training:
+        from lab.search.mo_asha import StudyRungs
+
+        on_epoch = StudyRungs(exp.mo_asha, study=study, trial=trial, objectives=exp.objectives,
+                              max_epochs=exp.recipe.epochs, costs=partial).on_epoch
+    elif not exp.multi_objective and exp.objectives[0].name == "top1":
         def on_epoch(epoch: int, top1: float) -> bool:
             trial.report(top1, epoch)
             return trial.should_prune()
@@ -224,7 +232,7 @@ def _run_trial(study: Any, trial: Any, ctx: WorkerContext, exp: Experiment) -> d
         return find_duplicate(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,
                                                                         optuna.trial.TrialState.PRUNED)), key)
 
-    row = evaluate(ctx, params, trial=trial.number, on_epoch=on_epoch, find_duplicate=dup)
+    row = evaluate(ctx, params, trial=trial.number, on_epoch=on_epoch, find_duplicate=dup, on_partial=partial.update)
     values = None
     if row["status"] == COMPLETE:
         values = [_objective_value(row, o.name) for o in exp.objectives]

@@ -35,7 +35,9 @@ BASE_COLUMNS = (
 )
 """Fixed columns of ``trials.parquet``; ``p.<knob>`` and ``zc.<proxy>`` columns follow them."""
 
-OnEpoch = Callable[[int, float], bool]
+OnEpoch = Callable[[int, float], "bool | str"]
+"""``on_epoch(epoch, top1)``: ``True`` prunes the trial (status ``pruned``); a non-empty string stops it
+with status ``stopped`` and that string as the reason (multi-objective early stopping, ``mo_asha``)."""
 FindDuplicate = Callable[[str], "Mapping[str, Any] | None"]
 
 
@@ -247,10 +249,14 @@ def _train(ctx: WorkerContext, exp: Experiment, cfg: Any, recipe: Any, model: to
             torch.manual_seed(seed)
             model = build_model(cfg)
         stopped: list[int] = []
+        verdicts: list[bool | str] = []
 
-        def callback(m: Any, _first: bool = i == 0, _stopped: list[int] = stopped) -> bool:
-            if _first and on_epoch is not None and on_epoch(int(m.epoch), float(m.top1)):
+        def callback(m: Any, _first: bool = i == 0, _stopped: list[int] = stopped,
+                     _verdicts: list[bool | str] = verdicts) -> bool:
+            verdict = on_epoch(int(m.epoch), float(m.top1)) if _first and on_epoch is not None else False
+            if verdict:
                 _stopped.append(int(m.epoch))
+                _verdicts.append(verdict)
                 return True
             return False
 
@@ -261,6 +267,9 @@ def _train(ctx: WorkerContext, exp: Experiment, cfg: Any, recipe: Any, model: to
         curves.append([round(float(e.top1), 4) for e in result.epochs])
         if i == 0:
             epochs = int(result.epochs_completed)
+        if stopped and stopped[0] < recipe.epochs and isinstance(verdicts[0], str):
+            status, reason = STOPPED, verdicts[0]
+            break
         if stopped and stopped[0] < recipe.epochs:
             status, reason = PRUNED, f"pruned after epoch {stopped[0]} of {recipe.epochs} (top1 {top1s[-1]:.2f})"
             break
