@@ -10,6 +10,7 @@ instead of retrained. Only then does the proxy train, reporting each epoch to th
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import math
@@ -55,12 +56,9 @@ def zero_cost_scores(model: torch.nn.Module, data: Any, names: tuple[str, ...], 
     """Scores of the untrained ``model`` from one minibatch (``lab.train.zero_cost``)."""
     from lab.train import zero_cost
 
-    fn = getattr(zero_cost, "score", None) or zero_cost.compute
     x, y = next(data.train_batches(min(64, data.train_images.shape[0]), seed=seed))
-    out = {}
-    for name in names:
-        out[name] = float(fn(model, x, y, name) if fn.__name__ == "compute" else fn(name, model, x, y))
-    return out
+    scores = zero_cost.zero_cost_scores(copy.deepcopy(model), x, y, proxies=names)  # proxies may alter weights
+    return {name: float(v) for name, v in scores.items()}
 
 
 class WorkerContext:
