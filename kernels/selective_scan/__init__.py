@@ -17,7 +17,9 @@ float32 (float64 if any input is float64). Backends:
 - ``"ref"``: the sequential Python reference (``ref.py``), the ground truth of the tests;
 - ``"torch"``: vectorized PyTorch (``torch_fast.py``), CPU or GPU;
 - ``"triton"``: Triton kernels (``triton.py``), CUDA (or the Triton interpreter on CPU);
-- ``"auto"``: ``"triton"`` for CUDA tensors when Triton imports, else ``"torch"``.
+- ``"numba"``: compiled sequential CPU kernels (``numba_cpu.py``), when numba is installed;
+- ``"auto"``: ``"triton"`` for CUDA tensors when Triton imports, ``"numba"`` for CPU tensors when
+  numba imports, else ``"torch"``.
 
 ``backend=None`` uses the backend set by ``use_backend(...)`` (default ``"auto"``), so a model
 that does not name one can be run per backend. Every backend goes through the one custom op
@@ -48,6 +50,16 @@ def triton_importable() -> bool:
     return importlib.util.find_spec("triton") is not None
 
 
+@functools.cache
+def numba_importable() -> bool:
+    """Whether the numba backend imports (numba installed and compatible with this numpy); imports it once."""
+    try:
+        importlib.import_module("kernels.selective_scan.numba_cpu")
+    except ImportError:
+        return False
+    return True
+
+
 def _triton_interpreting() -> bool:
     if not triton_importable():
         return False
@@ -65,8 +77,10 @@ def available_backends(device: str | torch.device | None = None) -> list[str]:
     """
     names = ["auto", "ref", "torch"]
     if device is None:
-        return [*names, "triton"] if triton_importable() else names
+        return names + (["triton"] if triton_importable() else []) + (["numba"] if numba_importable() else [])
     device = torch.device(device)
+    if device.type == "cpu" and numba_importable():
+        names.append("numba")
     if triton_importable() and (device.type == "cuda" or (device.type == "cpu" and _triton_interpreting())):
         names.append("triton")
     return names
@@ -77,13 +91,22 @@ def _check_name(name: str) -> None:
         raise ValueError(f"unknown selective-scan backend {name!r}; choose one of {['auto', *BACKEND_NAMES]}")
     if name == "triton" and not triton_importable():
         raise ValueError("selective-scan backend 'triton' needs the triton package (pip install triton)")
+    if name == "numba" and not numba_importable():
+        raise ValueError("selective-scan backend 'numba' needs the numba package (pip install numba)")
 
 
 def resolve_backend(name: str, u: torch.Tensor) -> str:
-    """The concrete backend for ``name`` and tensors like ``u`` (``"auto"`` -> triton on CUDA, else torch)."""
+    """The concrete backend for ``name`` and tensors like ``u``.
+
+    ``"auto"``: triton on CUDA (when importable), numba on CPU (when importable), else torch.
+    """
     _check_name(name)
     if name == "auto":
-        return "triton" if u.device.type == "cuda" and triton_importable() else "torch"
+        if u.device.type == "cuda" and triton_importable():
+            return "triton"
+        if u.device.type == "cpu" and numba_importable():
+            return "numba"
+        return "torch"
     return name
 
 
@@ -169,6 +192,7 @@ __all__ = [
     "check_inputs",
     "current_backend",
     "fvcore_selective_scan_handle",
+    "numba_importable",
     "resolve_backend",
     "selective_scan",
     "selective_scan_flops",

@@ -26,13 +26,13 @@ SCAN_BACKWARD_OP_NAME = "mmlab::selective_scan_backward"
 ForwardFn = Callable[..., torch.Tensor]
 BackwardFn = Callable[..., tuple[torch.Tensor | None, ...]]
 
-# name -> (forward, backward); "triton" is filled in lazily by importing its module.
+# name -> (forward, backward); "triton" and "numba" are filled in lazily by importing their modules.
 _IMPLS: dict[str, tuple[ForwardFn, BackwardFn]] = {
     "ref": (ref.selective_scan_ref, ref.selective_scan_ref_backward),
     "torch": (torch_fast.selective_scan_fwd, torch_fast.selective_scan_bwd),
 }
-_LAZY: dict[str, str] = {"triton": "kernels.selective_scan.triton"}
-BACKEND_NAMES: tuple[str, ...] = ("ref", "torch", "triton")
+_LAZY: dict[str, str] = {"triton": "kernels.selective_scan.triton", "numba": "kernels.selective_scan.numba_cpu"}
+BACKEND_NAMES: tuple[str, ...] = ("ref", "torch", "triton", "numba")
 
 
 def register_impl(name: str, forward: ForwardFn, backward: BackwardFn) -> None:
@@ -41,7 +41,7 @@ def register_impl(name: str, forward: ForwardFn, backward: BackwardFn) -> None:
 
 
 def get_impl(name: str) -> tuple[ForwardFn, BackwardFn]:
-    """Forward and backward functions of a resolved backend name (imports Triton on first use)."""
+    """Forward and backward functions of a resolved backend name (imports Triton / numba on first use)."""
     if name not in _IMPLS and name in _LAZY:
         importlib.import_module(_LAZY[name])  # registers itself via register_impl
     if name not in _IMPLS:
