@@ -211,6 +211,24 @@ def _summary(doc: Document, run: RunData, facts: dict[str, Any]) -> None:
         if reused:
             doc.para(f"{int(reused)} trial(s) reused the result of an identical earlier configuration (see "
                      "'reused_from' in the trials table).", kind=NOTE)
+        _epochs_saved(doc, run, facts)
+
+
+def _epochs_saved(doc: Document, run: RunData, facts: dict[str, Any]) -> None:
+    """One line on multi-objective early stopping (``status == 'stopped'``): trials stopped, epochs saved."""
+    full = (run.experiment.get("recipe") or {}).get("epochs")
+    stopped = run.trials[run.trials["status"] == "stopped"]
+    if not len(stopped) or not isinstance(full, int) or "epochs" not in run.trials.columns:
+        return
+    trained = run.trials[run.trials["status"].isin(["complete", "stopped", "pruned"])]
+    if "reused_from" in trained.columns:
+        trained = trained[trained["reused_from"].isna()]
+    spent = int(trained["epochs"].clip(lower=0).sum())
+    saved = int((full - stopped["epochs"].clip(lower=0, upper=full)).sum())
+    facts["epochs_saved"], facts["epochs_trained"] = saved, spent
+    doc.para(f"Multi-objective early stopping stopped {len(stopped)} trial(s) at a rung: {saved} of {saved + spent} "
+             f"epochs saved ({100 * saved / max(1, saved + spent):.0f}%). Stopped trials are left out of every front.",
+             kind=NOTE)
 
 
 def _frontier(

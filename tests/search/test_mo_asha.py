@@ -296,3 +296,11 @@ def test_optuna_sweep_with_mo_asha_matches_the_pure_ledger(tmp_path, monkeypatch
                 break
         replayed[n] = verdict
     assert replayed == {n: df.loc[n, "status"] for n in trained.index}
+    # the report states the stopped trials and the epochs they saved
+    from reports.report import ReportOptions, build_report
+
+    rep = build_report(out / "tinymo", options=ReportOptions(erf=False, bootstrap=20, svg=False))
+    saved = int((3 - stopped["epochs"]).sum())
+    assert rep.facts["epochs_saved"] == saved == epochs_saved(df.to_dict("records"), 3)[0]
+    assert rep.facts["epochs_trained"] == int(trained["epochs"].sum())
+    assert f"stopped {len(stopped)} trial(s) at a rung: {saved} of" in rep.report_md.read_text()
