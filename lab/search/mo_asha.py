@@ -275,27 +275,31 @@ def _scheduler_class() -> type:
     from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 
     class MOASHAScheduler(FIFOScheduler):
-        """Ray Tune scheduler: MO-ASHA on ``time_attr`` (epochs); each result must carry every objective
-        (trained ones as the accuracy so far). Stops a trial when ``Ledger.report`` does not promote it."""
+        """Ray Tune scheduler: MO-ASHA on ``time_attr`` (epochs). A result carrying ``values_attr`` (the rung
+        vector, ``rung_vector``) at a rung epoch is recorded and decided by ``Ledger.report``; a trial not
+        promoted is stopped. The vector travels under its own key, not the objectives' names, so Tune's
+        searcher never mistakes a partial accuracy for a final value."""
 
-        def __init__(self, config: MOASHA, *, objectives: Sequence[Any], max_epochs: int,
-                     time_attr: str = "epoch") -> None:
+        def __init__(self, config: MOASHA, *, directions: Sequence[str], max_epochs: int, time_attr: str = "epoch",
+                     values_attr: str = ATTR, on_stop: Any = None) -> None:
             super().__init__()
-            self.ledger = Ledger(config, max_epochs, tuple(o.direction for o in objectives))
-            self.objectives = tuple(objectives)
-            self.time_attr = time_attr
+            self.ledger = Ledger(config, max_epochs, tuple(directions))
+            self.time_attr, self.values_attr = time_attr, values_attr
+            self.on_stop = on_stop  # on_stop(trial, decision): record the verdict before Tune stops the trial
             self.decisions: list[Decision] = []
 
         def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:
-            if result.get("done_training") or self.time_attr not in result:
+            if self.time_attr not in result or result.get(self.values_attr) is None:
                 return TrialScheduler.CONTINUE
-            top1 = result.get("top1", math.nan)
-            values = rung_vector(self.objectives, result, top1)
-            d = self.ledger.report(_trial_number(trial), int(result[self.time_attr]), values)
+            d = self.ledger.report(_trial_number(trial), int(result[self.time_attr]), result[self.values_attr])
             if d is None:
                 return TrialScheduler.CONTINUE
             self.decisions.append(d)
-            return TrialScheduler.CONTINUE if d.promoted else TrialScheduler.STOP
+            if d.promoted:
+                return TrialScheduler.CONTINUE
+            if self.on_stop is not None:
+                self.on_stop(trial, d)
+            return TrialScheduler.STOP
 
         def debug_string(self) -> str:
             stopped = sum(not d.promoted for d in self.decisions)

@@ -8,7 +8,9 @@ Optuna trial number and id; the trainable writes the full row into that trial's 
 attribute (provisionally after each epoch, so a trial stopped by ASHA keeps a ``pruned`` row),
 which is what ``export_trials`` turns into ``trials.parquet``.
 
-Single-objective studies use ASHA on the per-epoch top-1 (``time_attr="epoch"``); every trial
+Single-objective studies use ASHA on the per-epoch top-1 (``time_attr="epoch"``); ``pruner='mo_asha'``
+uses ``lab.search.mo_asha.MOASHAScheduler`` (any number of objectives, rung vectors reported under
+their own key, stopped rows and ``PRUNED`` Optuna trials written by its ``on_stop``); every trial
 gets one CPU and one torch thread; actors are reused; Ray's own state lives under
 ``runs/<exp>/ray`` and ``--resume`` restores an interrupted Tune run with ``Tuner.restore``
 before topping the study up to the requested count.
@@ -70,7 +72,20 @@ def trainable(config: dict[str, Any], *, exp: Experiment, storage_url: str, data
 
     partial: dict[str, Any] = {}
     on_epoch = None
-    if not exp.multi_objective and exp.objectives[0].name == "top1" and exp.needs_training:
+    if exp.pruner == "mo_asha" and exp.needs_training:
+        from lab.search.mo_asha import ATTR, rung_vector
+
+        rungs = exp.mo_asha.rungs(exp.recipe.epochs)
+
+        def on_epoch(epoch: int, top1: float) -> bool:
+            if epoch not in rungs:
+                return False
+            if partial:  # the row if MOASHAScheduler stops the trial here (its on_stop adds the ranking)
+                put({**partial, "status": "stopped", "top1": top1, "epochs": epoch,
+                     "reason": f"stopped at rung {rungs.index(epoch) + 1} (epoch {epoch})"})
+            tune.report({"epoch": epoch, ATTR: rung_vector(exp.objectives, partial, top1), "done_training": False})
+            return False
+    elif not exp.multi_objective and exp.objectives[0].name == "top1" and exp.needs_training:
         def on_epoch(epoch: int, top1: float) -> bool:
             if partial:
                 put({**partial, "status": "pruned", "top1": top1, "epochs": epoch,
@@ -190,6 +205,27 @@ def run(exp: Experiment, *, run_dir: Path, storage_url: str, n_trials: int, time
     return {"stopped": why, "counts": counts(study.get_trials(deepcopy=False)), "study": study}
 
 
+def _mo_asha_scheduler(exp: Experiment, storage: Any) -> Any:
+    """``MOASHAScheduler`` whose ``on_stop`` writes the ranking into the trial's row and marks the Optuna
+    trial ``PRUNED`` (before OptunaSearch would tell it a partial value: its tell then fails, logged)."""
+    import optuna
+
+    from lab.search.mo_asha import MOASHAScheduler
+    from lab.search.results import row_of
+
+    def on_stop(trial: Any, decision: Any) -> None:
+        trial_id = int(trial.config[_TRIAL_ID])
+        frozen = storage.get_trial(trial_id)
+        row = row_of(frozen)
+        if row is not None:
+            row.update(status="stopped", reason=decision.reason, epochs=decision.epoch)
+            storage.set_trial_user_attr(trial_id, ROW_ATTR, json.dumps(row, default=str))
+        if frozen.state == optuna.trial.TrialState.RUNNING:
+            storage.set_trial_state_values(trial_id, optuna.trial.TrialState.PRUNED)
+
+    return MOASHAScheduler(exp.mo_asha, directions=exp.directions, max_epochs=exp.recipe.epochs, on_stop=on_stop)
+
+
 def _new_tuner(exp: Experiment, fn: Any, storage: Any, *, name: str, ray_dir: Path, n: int, workers: int,
                timeout_s: float | None, seed: int, callback: Any, OptunaSearch: Any,  # noqa: N803
                ASHAScheduler: Any, sampler: Any) -> Any:  # noqa: N803
@@ -207,7 +243,9 @@ def _new_tuner(exp: Experiment, fn: Any, storage: Any, *, name: str, ray_dir: Pa
         storage=storage,
     )
     scheduler = None
-    if not multi and exp.objectives[0].name == "top1" and exp.pruner != "none" and exp.needs_training:
+    if exp.pruner == "mo_asha" and exp.needs_training:
+        scheduler = _mo_asha_scheduler(exp, storage)
+    elif not multi and exp.objectives[0].name == "top1" and exp.pruner != "none" and exp.needs_training:
         scheduler = ASHAScheduler(metric="top1", mode=modes[0], time_attr="epoch", max_t=exp.recipe.epochs,
                                   grace_period=1, reduction_factor=2)
     return tune.Tuner(

@@ -304,3 +304,74 @@ def test_optuna_sweep_with_mo_asha_matches_the_pure_ledger(tmp_path, monkeypatch
     assert rep.facts["epochs_saved"] == saved == epochs_saved(df.to_dict("records"), 3)[0]
     assert rep.facts["epochs_trained"] == int(trained["epochs"].sum())
     assert f"stopped {len(stopped)} trial(s) at a rung: {saved} of" in rep.report_md.read_text()
+
+
+# ----------------------------------------------------------------------------- Ray Tune scheduler
+
+
+def test_ray_scheduler_follows_the_ledger_and_pickles():
+    pytest.importorskip("ray.tune")
+    import pickle
+    from types import SimpleNamespace
+
+    from lab.search import mo_asha
+
+    stops = []
+    cls = mo_asha.MOASHAScheduler
+    sched = cls(MOASHA(eta=2, min_epochs=1), directions=MAXMIN, max_epochs=4,
+                on_stop=lambda trial, d: stops.append((trial.config["_optuna_number"], d.reason)))
+    led = Ledger(MOASHA(eta=2, min_epochs=1), 4, MAXMIN)
+    rng = np.random.default_rng(0)
+    expected = []
+    for n in range(8):
+        trial = SimpleNamespace(config={"_optuna_number": n}, trial_id=f"t{n}")
+        for epoch in (1, 2, 3):
+            vec = [float(rng.integers(0, 50)), float(rng.integers(1, 5))]
+            assert sched.on_trial_result(None, trial, {"epoch": epoch, "done_training": False}) == "CONTINUE"
+            action = sched.on_trial_result(None, trial, {"epoch": epoch, mo_asha.ATTR: vec})
+            d = led.report(n, epoch, vec)
+            if d is None:
+                assert action == "CONTINUE" and epoch == 3  # 3 is no rung below 4 epochs
+                continue
+            assert action == ("CONTINUE" if d.promoted else "STOP")
+            if not d.promoted:
+                expected.append((n, d.reason))
+                break
+    assert stops == expected and len(stops) >= 2
+    assert sched.decisions and "rung decisions" in sched.debug_string()
+    again = pickle.loads(pickle.dumps(cls(MOASHA(eta=3), directions=MAXMIN, max_epochs=9)))
+    assert type(again) is cls and again.ledger.rungs == (1, 3)
+
+
+@pytest.mark.slow
+def test_ray_backend_with_mo_asha_scheduler(tmp_path, monkeypatch):
+    """A real (local) Ray Tune run of the tiny sweep with MOASHAScheduler: stopped rows, PRUNED Optuna trials."""
+    pytest.importorskip("ray.tune")
+    import optuna
+    import pandas as pd
+
+    from lab.search import load_experiment
+    from lab.search.sweep import run_sweep
+    from lab.train import ProxyRecipe
+
+    monkeypatch.setenv("SEARCH_TEST_DATA", str(tmp_path / "data"))
+    monkeypatch.setenv("SEARCH_TEST_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("SEARCH_TEST_NAME", "tinymoray")
+    monkeypatch.chdir(tmp_path)
+    base = load_experiment(TINY)
+    exp = dataclasses.replace(base, pruner="mo_asha", mo_asha=MOASHA(eta=2, min_epochs=1), recipe=ProxyRecipe(
+        epochs=3, batch_size=8, eval_batch_size=16, warmup_epochs=0.0, lr=3e-3))
+    out = tmp_path / "runs"
+    result = run_sweep(exp, backend="ray", n_trials=6, workers=2, out=out, progress=False, report=False)
+    assert result["counts"]["finished"] == 6
+    df = pd.read_parquet(out / "tinymoray" / "trials.parquet").set_index("trial")
+    assert set(df["status"]) <= {"complete", "stopped", "infeasible"}
+    assert (df.loc[df["status"] == "complete", "epochs"] == 3).all()
+    stopped = df[df["status"] == "stopped"]
+    assert len(stopped) >= 1 and stopped["epochs"].isin([1, 2]).all()
+    assert stopped["reason"].str.match(r"^stopped at rung [12] \(epoch [12]\): rank \d+ of \d+").all()
+    study = optuna.load_study(study_name="tinymoray", storage=f"sqlite:///{out / 'tinymoray' / 'study.db'}")
+    states = {t.number: t.state for t in study.trials}
+    assert all(states[n] == optuna.trial.TrialState.PRUNED for n in stopped.index)
+    done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert {t.number for t in done} == set(df.index[df["status"] == "complete"])
