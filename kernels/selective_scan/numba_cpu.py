@@ -49,58 +49,165 @@ if not _numba_config.CACHE_DIR:
     _numba_config.CACHE_DIR = str(cache_dir())
 
 import numba  # noqa: E402
-from numba import njit, prange  # noqa: E402
+from llvmlite import ir  # noqa: E402
+from numba import njit, prange, types  # noqa: E402
+from numba.core.extending import intrinsic, overload  # noqa: E402
 
 from .op import register_impl  # noqa: E402
 from .ref import compute_dtype  # noqa: E402
 
-_JIT = {"cache": True, "nogil": True}
+# error_model="numpy": float division without the Python zero check (its branch keeps loops scalar).
+_JIT = {"cache": True, "nogil": True, "error_model": "numpy"}
 
 
 # ---------------------------------------------------------------------------------------------
-# Row kernels (inlined into the drivers by LLVM).
+# Vectorizable float32 exp / log1p (libm calls would keep every loop scalar: ~3x slower here).
+# float64 uses math.exp / math.log1p (correctly rounded enough for gradcheck; speed is secondary).
+
+
+@intrinsic
+def _f32_from_bits(typingctx, bits):
+    """Reinterpret the low 32 bits of an integer as a float32 (LLVM bitcast, vectorizable)."""
+    if not isinstance(bits, types.Integer):
+        return None
+
+    def codegen(context, builder, signature, args):
+        value = args[0]
+        if bits.bitwidth > 32:
+            value = builder.trunc(value, ir.IntType(32))
+        return builder.bitcast(value, ir.FloatType())
+
+    return types.float32(bits), codegen
+
+
+_F = np.float32
 
 
 @njit(**_JIT)
-def _softplus(z):
-    # torch.nn.functional.softplus (beta 1, threshold 20), in z's precision.
-    if z > 20.0:
-        return z
-    return math.log1p(math.exp(z))
+def _exp32(x):
+    # Cephes expf: x = k ln2 + r (Cody-Waite), degree-6 polynomial on |r| <= ln2/2, times 2^k built from
+    # exponent bits in two halves (so k in [-150, 128] gives denormals and inf correctly). ~1 ulp.
+    xc = min(max(x, _F(-104.0)), _F(89.0))
+    kf = (xc * _F(1.44269504) + _F(12582912.0)) - _F(12582912.0)  # round to nearest integer
+    r = xc - kf * _F(0.693359375) - kf * _F(-2.12194440e-4)
+    p = _F(1.9875691500e-4)
+    p = p * r + _F(1.3981999507e-3)
+    p = p * r + _F(8.3334519073e-3)
+    p = p * r + _F(4.1665795894e-2)
+    p = p * r + _F(1.6666665459e-1)
+    p = p * r + _F(5.0000001201e-1)
+    p = p * r * r + r + _F(1.0)
+    k = np.int32(kf)
+    k1 = k >> np.int32(1)
+    k2 = k - k1
+    scale1 = _f32_from_bits((k1 + np.int32(127)) << np.int32(23))
+    res = p * scale1 * _f32_from_bits((k2 + np.int32(127)) << np.int32(23))
+    return x if x != x else res
 
 
 @njit(**_JIT)
-def _fwd_row(u, delta, A, B, C, D, bias, y, b, d, g, has_D, has_bias, softplus):
-    """y[b, d, :] for one channel row; ``h`` is a scalar when d_state == 1."""
+def _log1p_unit32(e):
+    # log1p(e) for e in [0, 1]: 2 atanh(s) with s = e / (2 + e) in [0, 1/3], odd series to s^15 (~1e-9 rel).
+    s = e / (_F(2.0) + e)
+    s2 = s * s
+    p = _F(2.0 / 15.0)
+    p = p * s2 + _F(2.0 / 13.0)
+    p = p * s2 + _F(2.0 / 11.0)
+    p = p * s2 + _F(2.0 / 9.0)
+    p = p * s2 + _F(2.0 / 7.0)
+    p = p * s2 + _F(2.0 / 5.0)
+    p = p * s2 + _F(2.0 / 3.0)
+    p = p * s2 + _F(2.0)
+    return s * p
+
+
+def _exp(x):
+    """exp in x's precision (numba-only; float32 vectorizable)."""
+    raise NotImplementedError
+
+
+def _log1p_unit(e):
+    """log1p(e) for e in [0, 1], in e's precision (numba-only)."""
+    raise NotImplementedError
+
+
+@overload(_exp)
+def _exp_impl(x):
+    if x == types.float32:
+        return lambda x: _exp32(x)
+    return lambda x: math.exp(x)
+
+
+@overload(_log1p_unit)
+def _log1p_unit_impl(e):
+    if e == types.float32:
+        return lambda e: _log1p_unit32(e)
+    return lambda e: math.log1p(e)
+
+
+@njit(**_JIT)
+def _softplus(z, zero):
+    # max(z, 0) + log1p(exp(-|z|)): no overflow, accurate for very negative z; equals z above ~17 in fp32
+    # (torch's softplus returns z itself above its threshold 20: the same value).
+    return max(z, zero) + _log1p_unit(_exp(-abs(z)))
+
+
+@njit(**_JIT)
+def _sigmoid(z, one):
+    e = _exp(-abs(z))
+    return one / (one + e) if z >= 0 else e / (one + e)
+
+
+# ---------------------------------------------------------------------------------------------
+# Row kernels: only the recurrences are sequential loops; everything else is in separate loops over
+# t without dependencies, which LLVM vectorizes.
+
+
+@njit(**_JIT)
+def _fwd_row(u, delta, A, B, C, D, bias, y, b, d, g, has_D, has_bias, softplus, dec, xs):
+    """y[b, d, :] for one channel row; ``dec``/``xs`` are scratch rows of length L."""
     length = u.shape[2]
     n_state = A.shape[1]
     zero = u.dtype.type(0.0)
     bias_d = bias[d] if has_bias else zero
-    if n_state == 1:
+    u_r, delta_r, y_r = u[b, d], delta[b, d], y[b, d]
+    if n_state == 1:  # d_state == 1: decay and input term in one vectorized pass, then h is a scalar
         a_d = A[d, 0]
+        B_r, C_r = B[b, g, 0], C[b, g, 0]
+        for t in range(length):
+            z = delta_r[t] + bias_d
+            dt = _softplus(z, zero) if softplus else z
+            dec[t] = _exp(dt * a_d)
+            xs[t] = dt * u_r[t] * B_r[t]
         h = zero
         for t in range(length):
-            z = delta[b, d, t] + bias_d
-            dt = _softplus(z) if softplus else z
-            ut = u[b, d, t]
-            h = math.exp(dt * a_d) * h + dt * ut * B[b, g, 0, t]
-            y[b, d, t] = h * C[b, g, 0, t]
-    else:
-        h_vec = np.zeros(n_state, dtype=u.dtype)
+            h = dec[t] * h + xs[t]
+            y_r[t] = h
         for t in range(length):
-            z = delta[b, d, t] + bias_d
-            dt = _softplus(z) if softplus else z
-            dtu = dt * u[b, d, t]
-            acc = zero
-            for n in range(n_state):
-                hn = math.exp(dt * A[d, n]) * h_vec[n] + dtu * B[b, g, n, t]
-                h_vec[n] = hn
-                acc += hn * C[b, g, n, t]
-            y[b, d, t] = acc
+            y_r[t] = y_r[t] * C_r[t]
+    else:
+        dts = np.empty(length, dtype=u.dtype)
+        for t in range(length):
+            z = delta_r[t] + bias_d
+            dt = _softplus(z, zero) if softplus else z
+            dts[t] = dt
+            y_r[t] = zero
+        for n in range(n_state):
+            a_dn = A[d, n]
+            B_r, C_r = B[b, g, n], C[b, g, n]
+            for t in range(length):
+                dec[t] = _exp(dts[t] * a_dn)
+                xs[t] = dts[t] * u_r[t] * B_r[t]
+            h = zero
+            for t in range(length):
+                h = dec[t] * h + xs[t]
+                xs[t] = h
+            for t in range(length):
+                y_r[t] += xs[t] * C_r[t]
     if has_D:
         D_d = D[d]
         for t in range(length):
-            y[b, d, t] += D_d * u[b, d, t]
+            y_r[t] += D_d * u_r[t]
 
 
 @njit(**_JIT)
@@ -110,95 +217,73 @@ def _bwd_unit(gy, u, delta, A, B, C, D, bias, has_D, has_bias, softplus, b, g, b
 
     Writes ``g_u``/``g_delta`` rows and the per-row partials ``g_A[b, d]``, ``g_D[b, d]``,
     ``g_bias[b, d]``; accumulates ``dB``/``dC`` of the block into ``g_Bp[b, g, blk]`` / ``g_Cp[...]``.
+    Per channel and state: decays (vectorized), states (sequential), adjoint states ``gs_t = dL/dh_t``
+    (sequential, back to front), then every gradient term from them (vectorized).
     """
     length = u.shape[2]
     n_state = A.shape[1]
-    zero = u.dtype.type(0.0)
-    one = u.dtype.type(1.0)
-    hs = np.empty((n_state, length + 1), dtype=u.dtype)  # hs[:, t + 1] = h_t, hs[:, 0] = 0
-    decay = np.empty((n_state, length), dtype=u.dtype)
-    dts = np.empty(length, dtype=u.dtype)
-    sig = np.empty(length, dtype=u.dtype)
-    gst = np.empty(n_state, dtype=u.dtype)
-    gA = np.empty(n_state, dtype=u.dtype)
+    dtype = u.dtype
+    zero = dtype.type(0.0)
+    one = dtype.type(1.0)
+    hs = np.empty(length + 1, dtype=dtype)  # hs[t + 1] = h_t, hs[0] = 0
+    dec = np.empty(length, dtype=dtype)
+    gs = np.empty(length, dtype=dtype)
+    dts = np.empty(length, dtype=dtype)
+    dtu = np.empty(length, dtype=dtype)
+    sig = np.empty(length, dtype=dtype)
+    gdt = np.empty(length, dtype=dtype)
+    gu = np.empty(length, dtype=dtype)
+    q = np.empty(length, dtype=dtype)
     for d in range(d_lo, d_hi):
         bias_d = bias[d] if has_bias else zero
-        # Forward recomputation of the states.
-        for n in range(n_state):
-            hs[n, 0] = zero
+        u_r, delta_r, gy_r = u[b, d], delta[b, d], gy[b, d]
+        gu_out, gz_out = g_u[b, d], g_delta[b, d]
         for t in range(length):
-            z = delta[b, d, t] + bias_d
+            z = delta_r[t] + bias_d
             if softplus:
-                dt = _softplus(z)
-                sig[t] = one / (one + math.exp(-z))
+                dts[t] = _softplus(z, zero)
+                sig[t] = _sigmoid(z, one)
             else:
-                dt = z
-            dts[t] = dt
-            dtu = dt * u[b, d, t]
-            for n in range(n_state):
-                a = math.exp(dt * A[d, n])
-                decay[n, t] = a
-                hs[n, t + 1] = a * hs[n, t] + dtu * B[b, g, n, t]
-        # Adjoint recurrence, back to front: gst_n = dL/dh_t.
+                dts[t] = z
+                sig[t] = one
+            dtu[t] = dts[t] * u_r[t]
+            gdt[t] = zero
+            gu[t] = zero
+        hs[0] = zero
         for n in range(n_state):
-            gst[n] = zero
-            gA[n] = zero
+            a_dn = A[d, n]
+            B_r, C_r = B[b, g, n], C[b, g, n]
+            gB_r, gC_r = g_Bp[b, g, blk, n], g_Cp[b, g, blk, n]
+            for t in range(length):
+                dec[t] = _exp(dts[t] * a_dn)
+            h = zero
+            for t in range(length):  # h_t = a_t h_{t-1} + dt_t u_t B_t
+                h = dec[t] * h + dtu[t] * B_r[t]
+                hs[t + 1] = h
+            acc = zero
+            for t in range(length - 1, -1, -1):  # gs_t = C_t gy_t + a_{t+1} gs_{t+1}
+                acc = acc + C_r[t] * gy_r[t]
+                gs[t] = acc
+                acc = acc * dec[t]
+            for t in range(length):
+                gC_r[t] += gy_r[t] * hs[t + 1]
+                gB_r[t] += gs[t] * dtu[t]
+                q[t] = gs[t] * hs[t] * dec[t]  # gradient w.r.t. the log-decay dt_t A
+                gdt[t] += q[t] * a_dn + gs[t] * u_r[t] * B_r[t]
+                gu[t] += gs[t] * dts[t] * B_r[t]
+            gA = zero
+            for t in range(length):
+                gA += q[t] * dts[t]
+            g_A[b, d, n] = gA
         D_d = D[d] if has_D else zero
+        for t in range(length):
+            gz_out[t] = gdt[t] * sig[t]
+            gu_out[t] = gu[t] + gy_r[t] * D_d if has_D else gu[t]
         gD = zero
         gbias = zero
-        if n_state == 1:
-            a_d = A[d, 0]
-            gs = zero
-            ga = zero
-            for t in range(length - 1, -1, -1):
-                gyt = gy[b, d, t]
-                dt = dts[t]
-                ut = u[b, d, t]
-                a = decay[0, t]
-                hp = hs[0, t]
-                Bt = B[b, g, 0, t]
-                gs = gs + C[b, g, 0, t] * gyt
-                g_Cp[b, g, blk, 0, t] += gyt * hs[0, t + 1]
-                g_Bp[b, g, blk, 0, t] += gs * dt * ut
-                gdt = gs * (hp * a * a_d + ut * Bt)
-                gu = gs * dt * Bt
-                ga += gs * hp * a * dt
-                gs = gs * a
-                if has_D:
-                    gu += gyt * D_d
-                    gD += gyt * ut
-                gz = gdt * sig[t] if softplus else gdt
-                g_u[b, d, t] = gu
-                g_delta[b, d, t] = gz
-                gbias += gz
-            gA[0] = ga
-        else:
-            for t in range(length - 1, -1, -1):
-                gyt = gy[b, d, t]
-                dt = dts[t]
-                ut = u[b, d, t]
-                gdt = zero
-                gu = zero
-                for n in range(n_state):
-                    a = decay[n, t]
-                    hp = hs[n, t]
-                    Bt = B[b, g, n, t]
-                    gn = gst[n] + C[b, g, n, t] * gyt
-                    g_Cp[b, g, blk, n, t] += gyt * hs[n, t + 1]
-                    g_Bp[b, g, blk, n, t] += gn * dt * ut
-                    gdt += gn * (hp * a * A[d, n] + ut * Bt)
-                    gu += gn * dt * Bt
-                    gA[n] += gn * hp * a * dt
-                    gst[n] = gn * a
-                if has_D:
-                    gu += gyt * D_d
-                    gD += gyt * ut
-                gz = gdt * sig[t] if softplus else gdt
-                g_u[b, d, t] = gu
-                g_delta[b, d, t] = gz
-                gbias += gz
-        for n in range(n_state):
-            g_A[b, d, n] = gA[n]
+        for t in range(length):
+            gD += gy_r[t] * u_r[t]
+            gbias += gz_out[t]
         g_D[b, d] = gD
         g_bias[b, d] = gbias
 
@@ -213,16 +298,20 @@ def _fwd_parallel(u, delta, A, B, C, D, bias, y, has_D, has_bias, softplus):
     dg = dim // B.shape[1]
     for i in prange(batch * dim):
         b, d = i // dim, i % dim
-        _fwd_row(u, delta, A, B, C, D, bias, y, b, d, d // dg, has_D, has_bias, softplus)
+        dec = np.empty(u.shape[2], dtype=u.dtype)
+        xs = np.empty(u.shape[2], dtype=u.dtype)
+        _fwd_row(u, delta, A, B, C, D, bias, y, b, d, d // dg, has_D, has_bias, softplus, dec, xs)
 
 
 @njit(**_JIT)
 def _fwd_serial(u, delta, A, B, C, D, bias, y, has_D, has_bias, softplus):
     batch, dim = u.shape[0], u.shape[1]
     dg = dim // B.shape[1]
+    dec = np.empty(u.shape[2], dtype=u.dtype)
+    xs = np.empty(u.shape[2], dtype=u.dtype)
     for i in range(batch * dim):
         b, d = i // dim, i % dim
-        _fwd_row(u, delta, A, B, C, D, bias, y, b, d, d // dg, has_D, has_bias, softplus)
+        _fwd_row(u, delta, A, B, C, D, bias, y, b, d, d // dg, has_D, has_bias, softplus, dec, xs)
 
 
 @njit(parallel=True, **_JIT)

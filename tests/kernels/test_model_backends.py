@@ -11,12 +11,12 @@ from kernels.selective_scan import op
 lab = pytest.importorskip("lab")
 from lab.models.testing import randomize_  # noqa: E402
 
-CPU_BACKENDS = ("ref", "torch", "auto")
+CPU_BACKENDS = ("ref", "torch", "auto") + (("numba",) if ss.numba_importable() else ())
 
 
 def _logits_per_backend(model: torch.nn.Module, x: torch.Tensor, monkeypatch) -> dict[str, torch.Tensor]:
     calls: list[str] = []
-    for name in ("ref", "torch"):
+    for name in {ss.resolve_backend(b, x) for b in CPU_BACKENDS}:
         fwd, bwd = op.get_impl(name)
         monkeypatch.setitem(op._IMPLS, name, (lambda *a, _n=name, _f=fwd, **k: calls.append(_n) or _f(*a, **k), bwd))
     out = {}

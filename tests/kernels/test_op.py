@@ -100,7 +100,8 @@ def test_use_backend_really_switches_the_implementation(monkeypatch) -> None:
     from kernels.selective_scan import op
 
     calls = []
-    for name in ("ref", "torch"):
+    auto = ss.resolve_backend("auto", torch.zeros(1))
+    for name in {"ref", "torch", auto}:
         fwd, bwd = op.get_impl(name)
         monkeypatch.setitem(op._IMPLS, name, (lambda *a, _n=name, _f=fwd, **k: calls.append(_n) or _f(*a, **k), bwd))
     inputs = _inputs()
@@ -108,12 +109,12 @@ def test_use_backend_really_switches_the_implementation(monkeypatch) -> None:
         with ss.use_backend(name):
             ss.selective_scan(*inputs[:6], delta_bias=inputs[6])
     ss.selective_scan(*inputs[:6], delta_bias=inputs[6], backend="ref")
-    assert calls == ["ref", "torch", "torch", "ref"]
+    assert calls == ["ref", "torch", auto, "ref"]
 
 
-def test_auto_resolves_to_torch_on_cpu_and_available_backends() -> None:
+def test_auto_resolves_to_numba_or_torch_on_cpu_and_available_backends() -> None:
     u = torch.zeros(1, 1, 1)
-    assert ss.resolve_backend("auto", u) == "torch"
+    assert ss.resolve_backend("auto", u) == ("numba" if ss.numba_importable() else "torch")
     assert ss.resolve_backend("ref", u) == "ref"
     cpu = ss.available_backends("cpu")
     assert cpu[:3] == ["auto", "ref", "torch"]
