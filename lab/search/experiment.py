@@ -235,9 +235,7 @@ class Experiment:
         if self.pruner != "mo_asha":
             raise ExperimentError(f"experiment {self.name}: mo_asha=... is set but pruner={self.pruner!r}; "
                                   "set pruner='mo_asha' (or drop mo_asha)")
-        if self.mo_asha is None:
-            object.__setattr__(self, "mo_asha", MOASHA())
-        if not isinstance(self.mo_asha, MOASHA):
+        if self.mo_asha is not None and not isinstance(self.mo_asha, MOASHA):
             raise ExperimentError(f"experiment {self.name}: mo_asha must be a lab.search.mo_asha.MOASHA, "
                                   f"got {type(self.mo_asha).__name__}")
         if not any(o.needs_training for o in objs):
@@ -246,7 +244,7 @@ class Experiment:
         epochs = getattr(self.recipe, "epochs", None)
         if isinstance(epochs, int):
             try:
-                self.mo_asha.check(epochs)
+                (self.mo_asha or MOASHA()).check(epochs)
             except ValueError as exc:
                 raise ExperimentError(f"experiment {self.name}: {exc}") from None
 
@@ -307,7 +305,7 @@ class Experiment:
             "budget": dataclasses.asdict(self.budget),
             "sampler": self.resolved_sampler(),
             "pruner": self.pruner,
-            **({"mo_asha": self.mo_asha.to_dict()} if self.mo_asha is not None else {}),
+            **({"mo_asha": (self.mo_asha or _default_mo_asha()).to_dict()} if self.pruner == "mo_asha" else {}),
             "seed": self.seed,
             "seeds": list(self.seeds),
             "zero_cost": list(self.zero_cost),
@@ -324,6 +322,12 @@ class Experiment:
                 "baseline": {f"p.{k}": column_value(v) for k, v in self.space.baseline().items() if k in seedless},
             }
         return out
+
+
+def _default_mo_asha() -> Any:
+    from lab.search.mo_asha import MOASHA
+
+    return MOASHA()
 
 
 def _asdict(obj: Any) -> Any:

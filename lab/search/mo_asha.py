@@ -94,6 +94,11 @@ class MOASHA:
         return {"eta": self.eta, "min_epochs": self.min_epochs}
 
 
+def settings(exp: Any) -> MOASHA:
+    """The experiment's MO-ASHA settings (``Experiment.mo_asha``, ``MOASHA()`` when left ``None``)."""
+    return exp.mo_asha if exp.mo_asha is not None else MOASHA()
+
+
 @dataclass(frozen=True)
 class RungRecord:
     """One trial's objective vector at a rung (trained objectives = its accuracy at that rung)."""

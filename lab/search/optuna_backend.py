@@ -219,9 +219,9 @@ def _run_trial(study: Any, trial: Any, ctx: WorkerContext, exp: Experiment) -> d
     on_epoch = None
     partial: dict[str, Any] = {}  # the row before training (costs), for multi-objective early stopping
     if exp.pruner == "mo_asha" and exp.needs_training:
-        from lab.search.mo_asha import StudyRungs
+        from lab.search.mo_asha import StudyRungs, settings
 
-        on_epoch = StudyRungs(exp.mo_asha, study=study, trial=trial, objectives=exp.objectives,
+        on_epoch = StudyRungs(settings(exp), study=study, trial=trial, objectives=exp.objectives,
                               max_epochs=exp.recipe.epochs, costs=partial).on_epoch
     elif not exp.multi_objective and exp.objectives[0].name == "top1":
         def on_epoch(epoch: int, top1: float) -> bool:

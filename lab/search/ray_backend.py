@@ -73,9 +73,9 @@ def trainable(config: dict[str, Any], *, exp: Experiment, storage_url: str, data
     partial: dict[str, Any] = {}
     on_epoch = None
     if exp.pruner == "mo_asha" and exp.needs_training:
-        from lab.search.mo_asha import ATTR, rung_vector
+        from lab.search.mo_asha import ATTR, rung_vector, settings
 
-        rungs = exp.mo_asha.rungs(exp.recipe.epochs)
+        rungs = settings(exp).rungs(exp.recipe.epochs)
 
         def on_epoch(epoch: int, top1: float) -> bool:
             if epoch not in rungs:
@@ -210,7 +210,7 @@ def _mo_asha_scheduler(exp: Experiment, storage: Any) -> Any:
     trial ``PRUNED`` (before OptunaSearch would tell it a partial value: its tell then fails, logged)."""
     import optuna
 
-    from lab.search.mo_asha import MOASHAScheduler
+    from lab.search.mo_asha import MOASHAScheduler, settings
     from lab.search.results import row_of
 
     def on_stop(trial: Any, decision: Any) -> None:
@@ -223,7 +223,7 @@ def _mo_asha_scheduler(exp: Experiment, storage: Any) -> Any:
         if frozen.state == optuna.trial.TrialState.RUNNING:
             storage.set_trial_state_values(trial_id, optuna.trial.TrialState.PRUNED)
 
-    return MOASHAScheduler(exp.mo_asha, directions=exp.directions, max_epochs=exp.recipe.epochs, on_stop=on_stop)
+    return MOASHAScheduler(settings(exp), directions=exp.directions, max_epochs=exp.recipe.epochs, on_stop=on_stop)
 
 
 def _new_tuner(exp: Experiment, fn: Any, storage: Any, *, name: str, ray_dir: Path, n: int, workers: int,

@@ -226,10 +226,14 @@ def test_pipeline_string_verdict_is_a_stopped_row():
 
 def test_experiment_validates_mo_asha():
     from lab.search import ExperimentError, Objective
+    from lab.search.mo_asha import settings
     from lab.train import ProxyRecipe
 
     exp = _unit_experiment(pruner="mo_asha")
-    assert exp.mo_asha == MOASHA() and exp.to_json()["mo_asha"] == {"eta": 3, "min_epochs": 1}
+    assert settings(exp) == MOASHA() and exp.to_json()["mo_asha"] == {"eta": 3, "min_epochs": 1}
+    assert dataclasses.replace(exp, pruner="none").pruner == "none"  # no default baked into the field
+    custom = _unit_experiment(pruner="mo_asha", mo_asha=MOASHA(eta=2))
+    assert settings(custom).eta == 2 and custom.to_json()["mo_asha"] == {"eta": 2, "min_epochs": 1}
     with pytest.raises(ExperimentError, match="no objective needs training"):
         _unit_experiment(pruner="mo_asha", objectives=(Objective(name="params"), Objective(name="flops")))
     with pytest.raises(ExperimentError, match="raise recipe.epochs"):
