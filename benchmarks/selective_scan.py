@@ -1,6 +1,6 @@
 """The selective scan alone, per backend, on the SS2D shapes of T2 at 192 px and of a 64 px proxy.
 
-    .venv/bin/python benchmarks/selective_scan.py                 # CPU: ref vs auto (= torch), 1 thread
+    .venv/bin/python benchmarks/selective_scan.py                 # CPU: ref vs auto (= numba, else torch) vs torch
     .venv/bin/python benchmarks/selective_scan.py --threads 2 --repeats 15
     .venv/bin/python benchmarks/selective_scan.py --device cuda   # torch vs triton (and ref for scale)
 
@@ -129,7 +129,9 @@ def main(argv: list[str] | None = None) -> int:
         backends = ["torch", "triton"] + ([] if args.no_ref else ["ref"])
         base, fast = "torch", "triton"
     else:
-        backends = ["auto"] + ([] if args.no_ref else ["ref"])
+        # "auto" is numba when it imports; then torch_fast gets its own column for comparison.
+        extra = ["torch"] if ss.resolve_backend("auto", torch.zeros(0)) != "torch" else []
+        backends = ["auto", *extra] + ([] if args.no_ref else ["ref"])
         base, fast = ("ref", "auto") if not args.no_ref else ("auto", "auto")
     shapes = [T2_SHAPES[i] for i in args.shapes] if args.shapes else list(T2_SHAPES)
 

@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--batches", type=int, nargs="+", default=[1, 16])
     p.add_argument("--repeats", type=int, default=7)
-    p.add_argument("--backends", nargs="+", default=None, help="default: ref torch (CPU); torch triton ref (CUDA)")
+    p.add_argument("--backends", nargs="+", default=None, help="default: ref torch numba (CPU); torch triton ref")
     p.add_argument("--clock", default="wall", choices=["wall", "cpu"], help="cpu = process CPU time (1 thread)")
     p.add_argument("--levers", action="store_true", help="also time channels_last and inference_mode (torch/auto)")
     p.add_argument("--compile", action="store_true", help="with --levers: also torch.compile (inductor)")
@@ -122,8 +122,9 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(args.threads)
     label_wavelet_functions()
-    backends = args.backends or (["ref", "torch"] if args.device == "cpu" else ["torch", "triton", "ref"])
-    fast = "triton" if args.device == "cuda" else "torch"
+    cpu_fast = ["torch", "numba"] if ss.numba_importable() else ["torch"]
+    backends = args.backends or (["ref", *cpu_fast] if args.device == "cpu" else ["torch", "triton", "ref"])
+    fast = "triton" if args.device == "cuda" else cpu_fast[-1]
     model = lab.build_model(args.model).eval().to(args.device)
     rows = []
     for batch in args.batches:

@@ -50,9 +50,17 @@ def triton_importable() -> bool:
     return importlib.util.find_spec("triton") is not None
 
 
-@functools.cache
+@torch.compiler.assume_constant_result
 def numba_importable() -> bool:
-    """Whether the numba backend imports (numba installed and compatible with this numpy); imports it once."""
+    """Whether the numba backend imports (numba installed and compatible with this numpy); imports it once.
+
+    A constant for ``torch.compile`` (dynamo would not trace the import).
+    """
+    return _numba_importable()
+
+
+@functools.cache
+def _numba_importable() -> bool:
     try:
         importlib.import_module("kernels.selective_scan.numba_cpu")
     except ImportError:
@@ -79,10 +87,10 @@ def available_backends(device: str | torch.device | None = None) -> list[str]:
     if device is None:
         return names + (["triton"] if triton_importable() else []) + (["numba"] if numba_importable() else [])
     device = torch.device(device)
-    if device.type == "cpu" and numba_importable():
-        names.append("numba")
     if triton_importable() and (device.type == "cuda" or (device.type == "cpu" and _triton_interpreting())):
         names.append("triton")
+    if device.type == "cpu" and numba_importable():
+        names.append("numba")
     return names
 
 
