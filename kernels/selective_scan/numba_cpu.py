@@ -170,44 +170,41 @@ def _fwd_row(u, delta, A, B, C, D, bias, y, b, d, g, has_D, has_bias, softplus, 
     n_state = A.shape[1]
     zero = u.dtype.type(0.0)
     bias_d = bias[d] if has_bias else zero
-    u_r, delta_r, y_r = u[b, d], delta[b, d], y[b, d]
     if n_state == 1:  # d_state == 1: decay and input term in one vectorized pass, then h is a scalar
         a_d = A[d, 0]
-        B_r, C_r = B[b, g, 0], C[b, g, 0]
         for t in range(length):
-            z = delta_r[t] + bias_d
+            z = delta[b, d, t] + bias_d
             dt = _softplus(z, zero) if softplus else z
             dec[t] = _exp(dt * a_d)
-            xs[t] = dt * u_r[t] * B_r[t]
+            xs[t] = dt * u[b, d, t] * B[b, g, 0, t]
         h = zero
         for t in range(length):
             h = dec[t] * h + xs[t]
-            y_r[t] = h
+            y[b, d, t] = h
         for t in range(length):
-            y_r[t] = y_r[t] * C_r[t]
+            y[b, d, t] = y[b, d, t] * C[b, g, 0, t]
     else:
         dts = np.empty(length, dtype=u.dtype)
         for t in range(length):
-            z = delta_r[t] + bias_d
+            z = delta[b, d, t] + bias_d
             dt = _softplus(z, zero) if softplus else z
             dts[t] = dt
-            y_r[t] = zero
+            y[b, d, t] = zero
         for n in range(n_state):
             a_dn = A[d, n]
-            B_r, C_r = B[b, g, n], C[b, g, n]
             for t in range(length):
                 dec[t] = _exp(dts[t] * a_dn)
-                xs[t] = dts[t] * u_r[t] * B_r[t]
+                xs[t] = dts[t] * u[b, d, t] * B[b, g, n, t]
             h = zero
             for t in range(length):
                 h = dec[t] * h + xs[t]
                 xs[t] = h
             for t in range(length):
-                y_r[t] += xs[t] * C_r[t]
+                y[b, d, t] += xs[t] * C[b, g, n, t]
     if has_D:
         D_d = D[d]
         for t in range(length):
-            y_r[t] += D_d * u_r[t]
+            y[b, d, t] += D_d * u[b, d, t]
 
 
 @njit(**_JIT)
