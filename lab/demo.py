@@ -39,7 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def pareto_table(run_dir: Path) -> tuple[str, int]:
-    """The run's Pareto set (complete trials, the experiment's objectives) as Markdown, and its size."""
+    """The run's Pareto set (complete trials, the experiment's objectives) as Markdown, and its size;
+    a network sampled twice (same ``config_id``) is listed once, under its first trial."""
     import numpy as np
 
     from analysis.pareto import Objective, pareto_mask
@@ -48,6 +49,8 @@ def pareto_table(run_dir: Path) -> tuple[str, int]:
 
     run = load_run(run_dir)
     done = run.complete
+    if "config_id" in done.columns:
+        done = done.sort_values("trial").drop_duplicates("config_id", keep="first")
     objs = [Objective(o["name"], o["direction"]) for o in run.experiment.get("objectives", [])]
     if not len(done) or not objs:
         return "(no complete trial: no Pareto set)\n", 0
