@@ -2,9 +2,11 @@
 
 One factor at a time around the official setting (``d_state=1``, ``ssm_ratio=2``, ``scan="bidi"``,
 2 directions): ``d_state 4``, ``d_state 16``, ``ssm_ratio 1``, ``4 scan directions (cross)``.
-On CPU the selective scan's cost grows with ``d_state`` (d_state 16 trains ~6x slower than
-d_state 1 on ``mobilemamba_tiny``), so this ablation's default scale trains at 32 px (stages
-see 8, 4 and 2 tokens a side) to stay within ~30 minutes on 2 cores.
+On CPU the selective scan's cost grows with ``d_state``: one training step of ``mobilemamba_tiny``
+at 64 px, batch 32, took 6.4x longer with d_state 16 than with d_state 1 when sized (2 shared,
+loaded cores), so this ablation's default scale trains at 32 px (stages see 8, 4 and 2 tokens a
+side) to stay well within 30 minutes on 2 cores. (In the default run that followed, at 32 px on
+a quieter machine, d_state 16 trained 1.5x slower and the whole run took 117 s.)
 
 Run: ``python run_sweep.py experiments/ablation_ssm.py [--scale smoke|imagenet100] [--data DIR]``
 -> ``runs/ablation_ssm/``. Scales: see ``experiments/ablation_common.py`` (default here: synthetic
