@@ -14,9 +14,7 @@ from lab.search.sweep import run_sweep
 
 ROOT = Path(__file__).resolve().parents[2]
 ABLATIONS = sorted(p for p in (ROOT / "experiments").glob("ablation_*.py") if p.stem != "ablation_common")
-# Same Variants path as the others (one-factor mixer rows): `-m slow` runs them; keeps the default suite short.
-SLOW = {"ablation_local_kernels", "ablation_channel_split", "ablation_ssm"}
-CASES = [pytest.param(p, id=p.stem, marks=[pytest.mark.slow] if p.stem in SLOW else []) for p in ABLATIONS]
+CASES = [pytest.param(p, id=p.stem) for p in ABLATIONS]
 
 
 @pytest.fixture(scope="module")
