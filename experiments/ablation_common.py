@@ -9,8 +9,8 @@ Scales (``run_sweep.py experiments/ablation_X.py --scale NAME``):
 
 - ``default`` -- proxy scale on the synthetic dataset (``data/synth``, generated when missing):
   10 classes, 64 train / 30 val images per class, 64 px, ``mobilemamba_tiny`` (stem stride 4),
-  3 epochs, seeds 0 and 1. Sized for <= 30 minutes on 2 CPU cores (per-file wall times are in
-  each docstring and the README).
+  3 epochs, seeds 0 and 1. Sized for <= 30 minutes on 2 CPU cores (measured wall times are in
+  the README).
 - ``smoke`` -- seconds: 2 classes, 4 / 2 images per class, 32 px, 1 epoch, seed 0 (the tests).
 - ``imagenet100`` -- the ImageNet-100 class list at 64 px, 260 / 50 images per class, 10 epochs,
   seeds 0 and 1; point it at an ImageNet-format folder with ``--data DIR`` (default root
