@@ -40,8 +40,8 @@ class Case:
 def make_inputs(case: Case, *, seed: int, dtype: torch.dtype = torch.float64, device: str = "cpu") -> list:
     """``[u, delta, A, B, C, D, delta_bias]`` (D / delta_bias may be None), fresh from ``seed``.
 
-    ``A`` is negative with magnitudes up to 2; without softplus ``delta`` is made positive (a
-    negative step would make the recurrence grow, which no model uses).
+    ``A`` is negative with magnitudes up to 2; without softplus ``delta`` and ``delta_bias`` are made
+    positive (a negative step would make the recurrence grow, which no model uses, and overflow fp32).
     """
     g = torch.Generator().manual_seed(seed)
 
@@ -58,6 +58,8 @@ def make_inputs(case: Case, *, seed: int, dtype: torch.dtype = torch.float64, de
     C = rnd(b, case.groups, n, length)
     D = rnd(d) if case.with_D else None
     bias = rnd(d) * 0.5 if case.with_bias else None
+    if bias is not None and not case.softplus:
+        bias = bias.abs()  # dt = delta + bias must stay positive without softplus (see above)
     return [t.to(dtype=dtype, device=device) if t is not None else None for t in (u, delta, A, B, C, D, bias)]
 
 
