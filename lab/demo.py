@@ -1,10 +1,10 @@
 """``make demo``: the lab's main job, end to end, on the CPU in a few minutes.
 
 Runs ``experiments/quickstart.py`` -- a small multi-objective NAS over the MRFFI space (proxy
-top-1 vs measured CPU throughput; FLOPs and params recorded for every trial) on the synthetic dataset, which is generated
-into ``data/synth`` when missing -- then writes the HTML report and prints its path and the Pareto
-set. A demo run that already exists is resumed (finished trials are kept, the report rebuilt), so
-``make demo`` can be re-run; ``--fresh`` deletes it first.
+top-1 vs measured CPU throughput; FLOPs and params recorded for every trial) on the synthetic
+dataset, which is generated into ``data/synth`` when missing -- then writes the HTML report and
+prints its path and the Pareto set. A demo run that already exists is resumed (finished trials
+are kept, the report rebuilt), so ``make demo`` can be re-run; ``--fresh`` deletes it first.
 
 ``python -m lab.demo [--experiment FILE] [--n-trials N] [--timeout S] [--out DIR] [--fresh]``
 (the options exist so a test can run the same pipeline on a smaller budget).
