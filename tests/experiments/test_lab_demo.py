@@ -39,7 +39,7 @@ def _demo_once(tmp_path, monkeypatch, capsys) -> None:
     assert len(trials) == 3
     done = trials[trials["status"] == "complete"]
     table, n = demo.pareto_table(tmp_path / "runs" / "quickstart")
-    assert 1 <= n <= len(done) and f"Pareto set ({n} trials, top1 vs flops)" in out and table in out
+    assert 1 <= n <= len(done) and f"Pareto set ({n} trials, top1 vs throughput)" in out and table in out
     rows = [line.split(" | ") for line in table.strip().splitlines()[2:]]
     assert len(rows) == n
     top1s = sorted(float(r[1]) for r in rows)
