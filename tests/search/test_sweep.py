@@ -284,7 +284,6 @@ def ray_local():
         assert not stray, f"stray Ray processes: {[p.name() for p in stray]}"
 
 
-@pytest.mark.slow
 def test_ray_backend_writes_the_same_table(tiny_inprocess, monkeypatch, ray_local):
     from lab.search import load_experiment
     from lab.search.pipeline import BASE_COLUMNS
