@@ -103,7 +103,9 @@ def main(argv: list[str] | None = None) -> int:
                            progress=sys.stderr.isatty(), report=True,
                            command=f"python -m lab.demo --experiment {args.experiment}")
     except (ValueError, FileNotFoundError, FileExistsError) as exc:
-        print(f"demo: error: {exc}", file=sys.stderr)
+        hint = f"\n(an earlier demo run in {run_dir} does not fit this experiment: `python -m lab.demo --fresh` " \
+               "starts over)" if resume else ""
+        print(f"demo: error: {exc}{hint}", file=sys.stderr)
         return 2
     if result["interrupted"]:
         return 130
