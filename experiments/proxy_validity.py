@@ -235,6 +235,42 @@ def analyse(frame: Any, signals: Sequence[str], *, target: str = "top1", k: int,
 
 # ----------------------------------------------------------------------------- driver
 
+PARTIAL = "rows.partial.jsonl"
+
+
+def _study_key(study: Study) -> str:
+    """What must match for a saved row to be reused: everything that shapes one network's evaluation."""
+    d = dataclasses.asdict(study)
+    d.pop("n_archs")  # more networks later reuse the first ones (seeded sampling is a prefix)
+    d.pop("n_boot")
+    return json.dumps(d, sort_keys=True, default=str)
+
+
+def _load_partial(out: Path, study: Study, archs: Sequence[dict[str, Any]], *, log: Any) -> list[dict[str, Any]]:
+    """Rows a previous (interrupted) run of the same study already wrote to ``out``: they are kept, not redone."""
+    path = out / PARTIAL
+    if not path.exists():
+        return []
+    key, rows, other = _study_key(study), {}, 0
+    for line in path.read_text().splitlines():
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:  # a line cut short by a crash
+            continue
+        row = rec.get("row", {})
+        i = row.get("trial")
+        if rec.get("study") != key or not isinstance(i, int):
+            other += 1
+            continue
+        if i < len(archs) and rec.get("params") == json.loads(json.dumps(archs[i], default=str)):
+            rows[i] = row
+    if other:
+        raise ValueError(f"{path} holds {other} row(s) of a different study setup; use another --out or delete the "
+                         "file to start over")
+    if rows:
+        log(f"reusing {len(rows)} network(s) already evaluated in {path}")
+    return list(rows.values())
+
 
 def run(study: Study, *, out: Path, workers: int = 1, report: bool = True, log: Any = print) -> dict[str, Any]:
     """Sample, evaluate (``workers`` processes), write the run directory and the report; returns a summary."""
@@ -251,23 +287,28 @@ def run(study: Study, *, out: Path, workers: int = 1, report: bool = True, log: 
         generate(root, study.synth)
     t0 = time.perf_counter()
     archs = sample_architectures(study.n_archs, seed=study.seed)
-    jobs = [(i, p, study) for i, p in enumerate(archs)]
-    rows = []
-    if workers > 1:
+    out.mkdir(parents=True, exist_ok=True)
+    rows = _load_partial(out, study, archs, log=log)
+    done = {r["trial"] for r in rows}
+    jobs = [(i, p, study) for i, p in enumerate(archs) if i not in done]
+
+    def record(row: dict[str, Any]) -> None:
+        rows.append(row)
+        with open(out / PARTIAL, "a") as fh:  # one line per network: a crash loses at most the running ones
+            fh.write(json.dumps({"study": _study_key(study), "params": archs[row["trial"]], "row": row},
+                                default=str) + "\n")
+        log(f"[{len(rows)}/{study.n_archs}] network {row['trial']}: top1 {row['top1']:.1f} ({row['duration_s']:.0f}s)")
+
+    if jobs and workers > 1:
         with mp.get_context("spawn").Pool(workers, initializer=_init_worker, initargs=(study.data,)) as pool:
             for row in pool.imap_unordered(evaluate_arch, jobs):
-                rows.append(row)
-                log(f"[{len(rows)}/{len(jobs)}] network {row['trial']}: top1 {row['top1']:.1f} "
-                    f"({row['duration_s']:.0f}s)")
-    else:
+                record(row)
+    elif jobs:
         _init_worker(study.data)
         for job in jobs:
-            rows.append(evaluate_arch(job))
-            log(f"[{len(rows)}/{len(jobs)}] network {rows[-1]['trial']}: top1 {rows[-1]['top1']:.1f} "
-                f"({rows[-1]['duration_s']:.0f}s)")
+            record(evaluate_arch(job))
     rows.sort(key=lambda r: r["trial"])
-    wall = time.perf_counter() - t0
-    out.mkdir(parents=True, exist_ok=True)
+    wall = time.perf_counter() - t0  # this invocation only; reused rows carry their own duration_s
     frame = to_frame(rows)
     write_table(frame, out)
     meta = {

@@ -4,12 +4,19 @@ A whole-tensor PyTorch path (``torch_fast.py``) pays several microseconds per op
 much below ``~2 sqrt(L)`` ops per call; here the recurrence is a plain loop over ``L`` compiled
 by numba, one channel row at a time, parallel over rows with ``prange``:
 
-- forward: one work unit per ``(batch, channel)`` row, ``h`` kept in registers (``d_state == 1``)
-  or a small local array (general ``d_state``);
+- forward, float32 and ``d_state == 1`` (every official variant): one work unit per ``(batch, block of
+  8 channels)``; the softplus and decay exps run over padded scratch rows as whole vector loops, then
+  the 8 recurrences run interleaved in registers (independent chains instead of one latency-bound
+  chain). Other dtypes / ``d_state``: one unit per ``(batch, channel)`` row;
 - backward: one work unit per ``(batch, group, block of channels)``, so that the gradients of the
   grouped ``B``/``C`` are accumulated race-free into the unit's own rows; each channel recomputes its
   states into a local buffer and walks the adjoint recurrence back to front. Per-row partials of
   ``dA``/``dD``/``ddelta_bias`` (and per-block ones of ``dB``/``dC``) are summed in PyTorch.
+
+Row kernels are inlined into their drivers (``inline="always"``): as separate functions they take
+the scratch arrays as arguments that may alias the inputs, and LLVM then leaves the loops scalar or
+guarded (the blocked forward ran 1.6x slower that way). Multiply-adds may contract to FMA
+(``fastmath={"contract"}``: one rounding instead of two, never less accurate).
 
 Arithmetic is in float32 (float64 if any input is float64; half inputs are converted). Outputs
 and gradients are returned in their inputs' dtypes. Inputs may have any strides (they are made
@@ -57,7 +64,7 @@ from .op import register_impl  # noqa: E402
 from .ref import compute_dtype  # noqa: E402
 
 # error_model="numpy": float division without the Python zero check (its branch keeps loops scalar).
-_JIT = {"cache": True, "nogil": True, "error_model": "numpy"}
+_JIT = {"cache": True, "nogil": True, "error_model": "numpy", "fastmath": {"contract"}}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -106,12 +113,30 @@ def _exp32(x):
 
 
 @njit(**_JIT)
+def _exp_nonpos32(x):
+    # expf for x <= 0 only (the softplus tail exp(-|z|) and decays exp(dt A) with A <= 0, dt >= 0): the same
+    # polynomial as _exp32 without the overflow side, the split scale or the NaN select. x is clamped at
+    # -87.3 (result ~1.2e-38 instead of a denormal); NaN gives NaN. ~1 ulp, ~40% cheaper than _exp32.
+    xc = max(x, _F(-87.3))
+    kf = (xc * _F(1.44269504) + _F(12582912.0)) - _F(12582912.0)
+    r = xc - kf * _F(0.693359375) - kf * _F(-2.12194440e-4)
+    p = _F(1.9875691500e-4)
+    p = p * r + _F(1.3981999507e-3)
+    p = p * r + _F(8.3334519073e-3)
+    p = p * r + _F(4.1665795894e-2)
+    p = p * r + _F(1.6666665459e-1)
+    p = p * r + _F(5.0000001201e-1)
+    p = p * r * r + r + _F(1.0)
+    return p * _f32_from_bits((np.int32(kf) + np.int32(127)) << np.int32(23))
+
+
+@njit(**_JIT)
 def _log1p_unit32(e):
-    # log1p(e) for e in [0, 1]: 2 atanh(s) with s = e / (2 + e) in [0, 1/3], odd series to s^15 (~1e-9 rel).
+    # log1p(e) for e in [0, 1]: 2 atanh(s) with s = e / (2 + e) in [0, 1/3], odd series to s^13 (truncation
+    # ~1e-8 rel, below float32 rounding: the s^15 term changes nothing measurable).
     s = e / (_F(2.0) + e)
     s2 = s * s
-    p = _F(2.0 / 15.0)
-    p = p * s2 + _F(2.0 / 13.0)
+    p = _F(2.0 / 13.0)
     p = p * s2 + _F(2.0 / 11.0)
     p = p * s2 + _F(2.0 / 9.0)
     p = p * s2 + _F(2.0 / 7.0)
@@ -153,6 +178,12 @@ def _softplus(z, zero):
 
 
 @njit(**_JIT)
+def _softplus32(z):
+    # float32 softplus on the cheaper non-positive exp; NaN propagates through max().
+    return max(z, _F(0.0)) + _log1p_unit32(_exp_nonpos32(-abs(z)))
+
+
+@njit(**_JIT)
 def _sigmoid(z, one):
     e = _exp(-abs(z))
     return one / (one + e) if z >= 0 else e / (one + e)
@@ -163,7 +194,7 @@ def _sigmoid(z, one):
 # t without dependencies, which LLVM vectorizes.
 
 
-@njit(**_JIT)
+@njit(inline="always", **_JIT)
 def _fwd_row(u, delta, A, B, C, D, bias, y, b, d, g, has_D, has_bias, softplus, dec, xs):
     """y[b, d, :] for one channel row; ``dec``/``xs`` are scratch rows of length L."""
     length = u.shape[2]
@@ -207,7 +238,81 @@ def _fwd_row(u, delta, A, B, C, D, bias, y, b, d, g, has_D, has_bias, softplus, 
             y[b, d, t] += D_d * u[b, d, t]
 
 
-@njit(**_JIT)
+ROWS = 8  # channel rows per forward block (d_state == 1), interleaved in one loop (written out for 8 below)
+
+
+@njit(inline="always", **_JIT)
+def _fwd_block1(u, delta, A, B, C, D, bias, y, b, d0, has_D, has_bias, softplus, zs, dec, xs):
+    """float32, ``d_state == 1``: ``y[b, d0:d0 + ROWS]`` (fewer rows at the end of ``dim``).
+
+    Scratch ``zs``/``dec``/``xs`` hold ``ROWS`` rows of ``Lp`` floats (``L`` rounded up to 32, padding
+    finite) so the transcendental loops run whole vector iterations -- a row of 144 would otherwise
+    end in a scalar remainder that costs as much as the vector part. The recurrence of the ``ROWS``
+    rows runs interleaved: independent chains hide the multiply-add latency one row alone waits on.
+    """
+    length = u.shape[2]
+    dim = u.shape[1]
+    lp = zs.shape[0] // ROWS
+    dg = dim // B.shape[1]
+    rn = min(ROWS, dim - d0)
+    zero = _F(0.0)
+    for j in range(rn):
+        d = d0 + j
+        bias_d = bias[d] if has_bias else zero
+        o = j * lp
+        for t in range(length):
+            zs[o + t] = delta[b, d, t] + bias_d
+    if softplus:
+        for i in range(rn * lp):
+            zs[i] = _softplus32(zs[i])
+    for j in range(rn):
+        d = d0 + j
+        g = d // dg
+        a_d = A[d, 0]
+        o = j * lp
+        if softplus and a_d <= zero:  # dt >= 0, so dt * A <= 0
+            for t in range(lp):
+                dec[o + t] = _exp_nonpos32(zs[o + t] * a_d)
+        else:
+            for t in range(lp):
+                dec[o + t] = _exp32(zs[o + t] * a_d)
+        for t in range(length):
+            xs[o + t] = zs[o + t] * u[b, d, t] * B[b, g, 0, t]
+    # Eight independent chains in registers (rows >= rn run on stale, finite scratch and are not written out).
+    h0 = h1 = h2 = h3 = h4 = h5 = h6 = h7 = zero
+    o1, o2, o3, o4, o5, o6, o7 = lp, 2 * lp, 3 * lp, 4 * lp, 5 * lp, 6 * lp, 7 * lp
+    for t in range(length):
+        h0 = dec[t] * h0 + xs[t]
+        xs[t] = h0
+        h1 = dec[o1 + t] * h1 + xs[o1 + t]
+        xs[o1 + t] = h1
+        h2 = dec[o2 + t] * h2 + xs[o2 + t]
+        xs[o2 + t] = h2
+        h3 = dec[o3 + t] * h3 + xs[o3 + t]
+        xs[o3 + t] = h3
+        h4 = dec[o4 + t] * h4 + xs[o4 + t]
+        xs[o4 + t] = h4
+        h5 = dec[o5 + t] * h5 + xs[o5 + t]
+        xs[o5 + t] = h5
+        h6 = dec[o6 + t] * h6 + xs[o6 + t]
+        xs[o6 + t] = h6
+        h7 = dec[o7 + t] * h7 + xs[o7 + t]
+        xs[o7 + t] = h7
+    for j in range(rn):
+        d = d0 + j
+        g = d // dg
+        o = j * lp
+        D_d = D[d] if has_D else zero
+        for t in range(length):
+            y[b, d, t] = xs[o + t] * C[b, g, 0, t] + D_d * u[b, d, t]
+
+
+def block_scratch_len(length: int) -> int:
+    """Floats per scratch array of ``_fwd_block1``: ``ROWS`` rows of ``length`` rounded up to 32."""
+    return ROWS * ((length + 31) // 32 * 32)
+
+
+@njit(inline="always", **_JIT)
 def _bwd_unit(gy, u, delta, A, B, C, D, bias, has_D, has_bias, softplus, b, g, blk, d_lo, d_hi,
               g_u, g_delta, g_A, g_Bp, g_Cp, g_D, g_bias):  # fmt: skip
     """Gradients of channels ``d_lo <= d < d_hi`` (all in group ``g``) of sample ``b``.
@@ -287,6 +392,30 @@ def _bwd_unit(gy, u, delta, A, B, C, D, bias, has_D, has_bias, softplus, b, g, b
 
 # ---------------------------------------------------------------------------------------------
 # Drivers: parallel (prange over work units) and serial (same loop, no threading layer).
+
+
+@njit(parallel=True, **_JIT)
+def _fwd1_parallel(u, delta, A, B, C, D, bias, y, has_D, has_bias, softplus, n_scratch):
+    batch, dim = u.shape[0], u.shape[1]
+    blocks = (dim + ROWS - 1) // ROWS
+    for i in prange(batch * blocks):
+        zs = np.zeros(n_scratch, dtype=np.float32)
+        dec = np.empty(n_scratch, dtype=np.float32)
+        xs = np.empty(n_scratch, dtype=np.float32)
+        _fwd_block1(u, delta, A, B, C, D, bias, y, i // blocks, (i % blocks) * ROWS, has_D, has_bias, softplus,
+                    zs, dec, xs)
+
+
+@njit(**_JIT)
+def _fwd1_serial(u, delta, A, B, C, D, bias, y, has_D, has_bias, softplus, n_scratch):
+    batch, dim = u.shape[0], u.shape[1]
+    blocks = (dim + ROWS - 1) // ROWS
+    zs = np.zeros(n_scratch, dtype=np.float32)  # zero padding: stays finite through softplus and exp
+    dec = np.empty(n_scratch, dtype=np.float32)
+    xs = np.empty(n_scratch, dtype=np.float32)
+    for i in range(batch * blocks):
+        _fwd_block1(u, delta, A, B, C, D, bias, y, i // blocks, (i % blocks) * ROWS, has_D, has_bias, softplus,
+                    zs, dec, xs)
 
 
 @njit(parallel=True, **_JIT)
@@ -394,6 +523,8 @@ def _arrays(dtype: torch.dtype, *tensors: torch.Tensor | None) -> list[np.ndarra
     for t in tensors:
         if t is None:
             out.append(np.empty(0, dtype=np.float64 if dtype == torch.float64 else np.float32))
+        elif t.dtype == dtype and t.is_contiguous():  # the common case: no copy, no conversion calls
+            out.append(t.detach().numpy())
         else:
             out.append(t.detach().to(dtype).contiguous().numpy())
     return out
@@ -416,8 +547,13 @@ def selective_scan_fwd(
     y = torch.empty(u.shape, dtype=dtype)
     if u.numel() > 0:
         arrays = _arrays(dtype, u, delta, A, B, C, D, delta_bias)
-        fn = _driver(_fwd_parallel, _fwd_serial, u.numel() * A.shape[1])
-        fn(*arrays, y.numpy(), D is not None, delta_bias is not None, bool(delta_softplus))
+        flags = (D is not None, delta_bias is not None, bool(delta_softplus))
+        if dtype == torch.float32 and A.shape[1] == 1:  # every official variant: the blocked float32 kernel
+            fn = _driver(_fwd1_parallel, _fwd1_serial, u.numel())
+            fn(*arrays, y.numpy(), *flags, block_scratch_len(u.shape[2]))
+        else:
+            fn = _driver(_fwd_parallel, _fwd_serial, u.numel() * A.shape[1])
+            fn(*arrays, y.numpy(), *flags)
     return y.to(u.dtype)
 
 

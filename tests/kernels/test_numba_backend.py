@@ -27,6 +27,8 @@ CASES = SMALL_CASES + (
     Case(2, 2, 8, 4, 50, with_bias=False),
     Case(3, 2, 5, 1, 144, softplus=False, with_D=False),
     Case(1, 2, 7, 4, 29, with_bias=False, with_D=False, softplus=False),
+    Case(2, 2, 13, 1, 37),  # blocked d_state-1 kernel: blocks of 8 rows span groups, a partial last block
+    Case(1, 3, 8, 1, 64, with_D=False),  # whole blocks, L a multiple of the 32-float scratch rows
 )
 
 
@@ -74,6 +76,40 @@ def test_parallel_drivers_equal_serial(monkeypatch) -> None:
     torch.testing.assert_close(y, serial_y, rtol=0, atol=0)
     for name, g, gs in zip(GRAD_NAMES, grads, serial_g):
         torch.testing.assert_close(g, gs, rtol=1e-6, atol=1e-6, msg=name)  # dB/dC summed in another order
+
+
+def test_blocked_forward_parallel_equals_serial(monkeypatch) -> None:
+    """The d_state-1 forward (blocks of ``ROWS`` channels) on two threads: bit-identical to one thread."""
+    inputs = make_inputs(Case(3, 2, 11, 1, 40), seed=21, dtype=torch.float32)
+    serial = numba_cpu.selective_scan_fwd(*inputs[:6], delta_bias=inputs[6])
+    before = torch.get_num_threads()
+    monkeypatch.setattr(numba_cpu, "PARALLEL_MIN_ELEMENTS", 0)
+    try:
+        torch.set_num_threads(2)
+        if numba_cpu.threads() < 2:
+            pytest.skip("numba has a single thread here")
+        parallel = numba_cpu.selective_scan_fwd(*inputs[:6], delta_bias=inputs[6])
+    finally:
+        torch.set_num_threads(before)
+    torch.testing.assert_close(parallel, serial, rtol=0, atol=0)
+
+
+def test_blocked_forward_with_positive_A_and_nan_rows() -> None:
+    """Rows with A > 0 take the general exp (not the x <= 0 one); a NaN stays in its own row."""
+    case = Case(2, 1, 12, 1, 50)
+    u, delta, A, B, C, D, bias = make_inputs(case, seed=4)
+    A[::3] = A[::3].abs() * 0.05  # growing but finite recurrences in every third row
+    want = ss.selective_scan_ref(u, delta, A, B, C, D, delta_bias=bias)
+    got = ss.selective_scan(*(t.float() for t in (u, delta, A, B, C, D)), delta_bias=bias.float(), backend="numba")
+    assert rel_err(got, want) < TOL
+    delta_nan = delta.float().clone()
+    delta_nan[1, 5, 20] = float("nan")
+    got = ss.selective_scan(*(t.float() for t in (u,)), delta_nan, *(t.float() for t in (A, B, C, D)),
+                            delta_bias=bias.float(), backend="numba")
+    assert torch.isnan(got[1, 5, 20:]).all() and torch.isfinite(got[1, 5, :20]).all()
+    others = torch.ones_like(got, dtype=torch.bool)
+    others[1, 5] = False
+    assert torch.isfinite(got[others]).all()
 
 
 def test_long_sequence_and_large_decays_stay_accurate() -> None:
@@ -154,6 +190,18 @@ def test_fast_float32_exp_against_numpy() -> None:
     assert np.all(np.isinf(got[want >= 3.5e38]))
     edge = _run_kernel("_exp32", np.array([np.inf, -np.inf, np.nan, 0.0], dtype=np.float32))
     assert edge[0] == np.inf and edge[1] == 0.0 and np.isnan(edge[2]) and edge[3] == 1.0
+
+
+def test_fast_float32_exp_of_non_positive_arguments() -> None:
+    x = np.concatenate([np.linspace(-110, 0, 400_001), -np.abs(np.random.default_rng(1).normal(0, 20, 10_000))])
+    x = x.astype(np.float32)
+    got = _run_kernel("_exp_nonpos32", x).astype(np.float64)
+    want = np.exp(x.astype(np.float64))
+    normal = x >= np.float32(-87.3)
+    assert np.max(np.abs(got[normal] - want[normal]) / want[normal]) < 2.5e-7  # ~2 ulp
+    assert np.all(got[~normal] <= 1.3e-38)  # clamped at -87.3: ~1.2e-38 instead of a denormal (documented)
+    edge = _run_kernel("_exp_nonpos32", np.array([np.nan, -np.inf, 0.0, -0.0], dtype=np.float32))
+    assert np.isnan(edge[0]) and edge[1] < 1.3e-38 and edge[2] == 1.0 and edge[3] == 1.0
 
 
 def test_fast_float32_log1p_on_unit_interval() -> None:
