@@ -177,7 +177,8 @@ def run_sweep(
               f"{run_dir / 'study.db'}.\nresume with: {how} --resume", file=sys.stderr)
     else:
         print(f"{exp.name}: {c.get('finished', 0)}/{n} trials finished in {elapsed} ({c.get('complete', 0)} complete, "
-              f"{c.get('pruned', 0)} pruned, {c.get('infeasible', 0)} infeasible, "
+              + (f"{c['stopped']} stopped early, " if c.get("stopped") else "")
+              + f"{c.get('pruned', 0)} pruned, {c.get('infeasible', 0)} infeasible, "
               f"{c.get('failed', 0) + c.get('lost', 0)} failed) -> {table}", file=sys.stderr)
         if summary["stopped"] == "timeout" and c.get("finished", 0) < n:
             print(f"stopped by the timeout; continue with: {how} --resume", file=sys.stderr)

@@ -110,3 +110,29 @@ def test_smoke_scale_writes_table_scatter_inputs_and_report(pv, tmp_path):
     assert (out / "report" / "tables" / "rank_correlations.csv").is_file()
     meta = json.loads((out / "experiment.json").read_text())
     assert meta["proxy_validity"]["n_archs"] == 3 and meta["recipe"]["epochs"] == study.recipe.epochs
+
+
+def test_interrupted_run_keeps_finished_networks(pv, tmp_path):
+    """Each finished network is appended to rows.partial.jsonl; a rerun evaluates only the missing ones,
+    refuses a file written by a different setup, and a cut-off last line (a crash mid-write) is ignored."""
+    study = pv.scale("smoke", data_root=str(tmp_path / "data"))
+    study = pv.Study(**{**study.__dict__, "n_archs": 3})
+    out = tmp_path / "run"
+    pv.run(study, out=out, workers=1, report=False, log=lambda m: None)
+    first = pd.read_parquet(out / "trials.parquet").set_index("trial")
+    partial = out / pv.PARTIAL
+    lines = partial.read_text().splitlines()
+    assert len(lines) == 3
+    kept = [ln for ln in lines if json.loads(ln)["row"]["trial"] != 1]
+    partial.write_text("\n".join(kept) + "\n" + lines[0][: len(lines[0]) // 2] + "\n")  # network 1 lost, a torn line
+    logs: list[str] = []
+    pv.run(study, out=out, workers=1, report=False, log=logs.append)
+    assert any("reusing 2 network(s)" in m for m in logs)
+    assert [m for m in logs if m.startswith("[")] == [m for m in logs if "network 1:" in m]  # only 1 was redone
+    again = pd.read_parquet(out / "trials.parquet").set_index("trial")
+    assert sorted(again.index) == [0, 1, 2]
+    assert again.loc[[0, 2], "duration_s"].tolist() == first.loc[[0, 2], "duration_s"].tolist()  # reused rows
+    assert again.loc[1, "top1"] == pytest.approx(first.loc[1, "top1"])  # redone: same seed, same answer
+    other = pv.Study(**{**study.__dict__, "seed": 1})
+    with pytest.raises(ValueError, match="different study setup"):
+        pv.run(other, out=out, workers=1, report=False, log=lambda m: None)
