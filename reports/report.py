@@ -127,7 +127,9 @@ def _objectives(run: RunData) -> tuple[Objective, ...]:
 
 
 def _scored(run: RunData, objs: tuple[Objective, ...]) -> pd.DataFrame:
-    """Complete trials with every objective present and finite."""
+    """Complete trials with every objective present and finite, each result once: a trial that reused an
+    identical earlier configuration's result (``reused_from``) is left out when that trial is here too,
+    so fronts, the Pareto table and the knee do not list one network twice."""
     done = run.complete
     if not len(done):
         return done
@@ -135,7 +137,11 @@ def _scored(run: RunData, objs: tuple[Objective, ...]) -> pd.DataFrame:
     if missing:
         return done.iloc[0:0]
     vals = done[[o.name for o in objs]].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)
-    return done[np.isfinite(vals).all(1)]
+    done = done[np.isfinite(vals).all(1)]
+    if "reused_from" in done.columns:
+        src = pd.to_numeric(done["reused_from"], errors="coerce")
+        done = done[~(src.notna() & src.isin(set(done["trial"])))]
+    return done
 
 
 def _values(frame: pd.DataFrame, objs: tuple[Objective, ...]) -> np.ndarray:

@@ -232,6 +232,17 @@ def test_reference_point_from_experiment_is_used(tmp_path):
     assert "from experiment.json" in res.report_md.read_text()
 
 
+def test_reused_trial_is_listed_once_in_the_pareto_set(tmp_path):
+    trials = quickstart_trials(6, seed=3)
+    done = [r for r in trials if r["status"] == "complete"]
+    best = max(done, key=lambda r: r["top1"])  # always on the front
+    dup = {**best, "trial": len(trials), "reused_from": float(best["trial"]), "train_seconds": 0.0}
+    res = build_report(write_run(tmp_path / "dup", experiment("dup"), trials + [dup]), options=FAST)
+    assert best["trial"] in res.facts["pareto_trials"] and dup["trial"] not in res.facts["pareto_trials"]
+    assert res.facts["n_scored"] == len(done)
+    assert "1 trial(s) reused the result" in res.report_md.read_text()
+
+
 def test_bad_run_files_give_clear_errors(tmp_path):
     root = write_run(tmp_path / "bad", experiment("bad"), quickstart_trials(2))
     (root / "reference_points.json").write_text('{"name": "x"}')
