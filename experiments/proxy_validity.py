@@ -21,9 +21,13 @@ columns (``zc.train_1ep`` / ``zc.train_3ep`` are the short trainings), ``experim
 and ``report/`` whose rank-correlation section holds the table and the scatter plots.
 
 Scales: ``default`` -- N = 30 networks, synthetic data (``data/synth``, generated when missing)
-with 10 classes, 64 train / 30 val images per class at 32 px, reference 15 epochs; sized for
-about 40 minutes on 2 CPU cores with ``--workers 2``; ``smoke`` -- 4 networks, 4 classes,
+with 10 classes, 64 train / 30 val images per class at 32 px, reference 15 epochs; 43 minutes
+on 2 CPU cores with ``--workers 2`` (measured, 2026-11-29); ``smoke`` -- 4 networks, 4 classes,
 8 / 4 images per class, reference 2 epochs, short trainings of 1 epoch (seconds; the tests).
+
+Every finished network is appended to ``rows.partial.jsonl`` in the run directory; after a crash
+or Ctrl-C the same command evaluates only the missing networks (a file written by a different
+setup is refused, not mixed in).
 
     python experiments/proxy_validity.py --workers 2          # default scale
     python experiments/proxy_validity.py --scale smoke --out /tmp/pv
