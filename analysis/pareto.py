@@ -205,6 +205,30 @@ def hypervolume(
     return float(_hv_nd(m, r))
 
 
+def hypervolume_contributions(
+    values: np.ndarray | Sequence[Sequence[float]],
+    reference: Sequence[float],
+    objectives: ObjectivesLike,
+) -> np.ndarray:
+    """Exclusive hypervolume of each row: ``HV(all) - HV(all without that row)`` (SMS-EMOA's measure).
+
+    Meant for one non-dominated front; a dominated or duplicated row contributes 0, and so does a
+    row not strictly better than ``reference`` in every objective.
+    """
+    v = np.asarray(values, dtype=float)
+    n = len(v)
+    if n == 0:
+        return np.zeros(0)
+    total = hypervolume(v, reference, objectives)
+    keep = np.ones(n, dtype=bool)
+    out = np.zeros(n)
+    for i in range(n):
+        keep[i] = False
+        out[i] = max(0.0, total - hypervolume(v[keep], reference, objectives))
+        keep[i] = True
+    return out
+
+
 def hypervolume_history(
     values: np.ndarray | Sequence[Sequence[float]],
     reference: Sequence[float],

@@ -16,11 +16,15 @@ waiting for a full rung):
 1. The rung's records are every trial that reached it so far, this one included; each record is
    the objective vector with the trained objectives replaced by the trial's top-1 at the rung
    (top-5 objectives use the rung top-1 as well: the hook sees top-1 only).
-2. Order the records by non-dominated rank (Deb's fast sort, ``analysis.pareto``), within a front
-   by NSGA-II crowding distance computed inside that front (larger first: the front's extremes,
-   distance ``inf``, come first), and remaining ties by the lower trial number (sampled earlier).
-   Crowding distance, not hypervolume contribution, is the tie-break: it is defined for any
-   number of objectives without a reference point and costs O(n log n) per front.
+2. Order the records by non-dominated rank (Deb's fast sort, ``analysis.pareto``); within a front
+   by exclusive hypervolume contribution (larger first), measured inside that front against the
+   rung's reference point: the worst value of each objective over all the rung's records moved
+   10% of its range further out (``analysis.pareto.nadir_reference``); then by NSGA-II crowding
+   distance inside the front (larger first, the extremes' ``inf`` first); remaining ties by the
+   lower trial number (sampled earlier). Contributions equal to 1e-9 of the reference box count
+   as ties. Why hypervolume first: the search is judged by its front's hypervolume, and crowding
+   alone cannot separate a front of two (both ends are ``inf``), which is exactly the case while
+   the quota is 1 -- a fast, slightly less accurate newcomer would then lose on its trial number.
 3. With ``n`` records the quota is ``max(1, n // eta)``; the trial is promoted (keeps training)
    when its position in that order is below the quota, otherwise it stops at this rung.
    First arrivals: while ``n < eta`` the quota is 1, so a first arrival continues only when it is
@@ -52,7 +56,7 @@ from typing import Any
 
 import numpy as np
 
-from analysis.pareto import crowding_distance, non_dominated_sort
+from analysis.pareto import crowding_distance, hypervolume_contributions, nadir_reference, non_dominated_sort
 
 TRAINED = ("top1", "top5")
 """Objectives that are only known after training (partial at a rung)."""
@@ -129,8 +133,8 @@ class Decision:
 
 def rank_order(values: np.ndarray | Sequence[Sequence[float]], directions: Sequence[str],
                trials: Sequence[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """``(order, front)``: row indices best-first (front, then crowding distance descending, then lower
-    trial number) and each row's 0-based non-dominated front."""
+    """``(order, front)``: row indices best-first (front, then hypervolume contribution descending, then
+    crowding distance descending, then lower trial number) and each row's 0-based non-dominated front."""
     v = np.asarray(values, dtype=float)
     n = len(v)
     if v.ndim != 2 or v.shape[1] != len(directions):
@@ -142,12 +146,18 @@ def rank_order(values: np.ndarray | Sequence[Sequence[float]], directions: Seque
         raise ValueError(f"trials must give one number per row ({n}), got {ids.shape}")
     front = np.zeros(n, dtype=np.int64)
     crowd = np.zeros(n)
+    contrib = np.zeros(n)
     if n == 0:
         return np.zeros(0, dtype=np.int64), front
-    for k, idx in enumerate(non_dominated_sort(v, list(directions))):
+    dirs = list(directions)
+    ref = nadir_reference(v, dirs)
+    box = float(np.prod(np.abs(v - ref).max(0)))  # the reference box: contributions are compared relative to it
+    for k, idx in enumerate(non_dominated_sort(v, dirs)):
         front[idx] = k
-        crowd[idx] = crowding_distance(v[idx], list(directions))
-    order = np.lexsort((ids, -crowd, front))  # last key sorts first: front, then -crowding, then trial
+        crowd[idx] = crowding_distance(v[idx], dirs)
+        contrib[idx] = hypervolume_contributions(v[idx], ref, dirs)
+    contrib = np.round(contrib / box, 9) if box > 0 else contrib
+    order = np.lexsort((ids, -crowd, -contrib, front))  # last key sorts first: front, -contribution, -crowding, trial
     return order, front
 
 

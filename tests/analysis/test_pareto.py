@@ -199,3 +199,17 @@ def test_bad_input_errors_name_the_problem():
         pareto_mask([[1.0, np.nan]], ["maximize"] * 2)
     with pytest.raises(ValueError, match="reference point"):
         hypervolume([[1.0, 1.0]], [0.0], ["maximize"] * 2)
+
+
+def test_hypervolume_contributions_known_answers():
+    from analysis.pareto import hypervolume_contributions
+
+    # three points of a 2-D front (minimise both), reference (4, 4): each keeps a 1x1 box of its own
+    pts = np.array([[1.0, 3.0], [2.0, 2.0], [3.0, 1.0]])
+    assert hypervolume_contributions(pts, [4.0, 4.0], ["minimize", "minimize"]).tolist() == [1.0, 1.0, 1.0]
+    pts2 = np.array([[1.0, 3.0], [2.0, 1.0]])
+    assert hypervolume_contributions(pts2, [4.0, 4.0], ["minimize", "minimize"]).tolist() == [1.0, 4.0]
+    # a dominated row and a duplicate add nothing; maximised columns are handled
+    pts3 = np.array([[3.0, 3.0], [2.0, 2.0], [2.0, 2.0]])
+    assert hypervolume_contributions(pts3, [0.0, 0.0], ["maximize", "maximize"]).tolist() == [5.0, 0.0, 0.0]
+    assert hypervolume_contributions(np.zeros((0, 2)), [0.0, 0.0], ["maximize", "maximize"]).shape == (0,)

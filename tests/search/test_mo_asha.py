@@ -30,10 +30,34 @@ MAXMIN = ("maximize", "minimize")  # (top1, flops)
 # ----------------------------------------------------------------------------- reference ordering
 
 
+def _ref_contribution(m, members, i, ref):
+    """Exclusive hypervolume of ``i`` in ``members`` (minimisation) by inclusion-exclusion over subsets holding i."""
+    others = [j for j in members if j != i]
+    total = 0.0
+    for r in range(len(others) + 1):
+        for sub in itertools.combinations(others, r):
+            pts = [i, *sub]
+            vol = 1.0
+            for k in range(len(ref)):
+                vol *= max(0.0, ref[k] - max(m[p][k] for p in pts))
+            total += (-1) ** r * vol
+    return max(0.0, total)
+
+
 def _ref_order(values, directions, trials):
-    """Brute force: peel fronts by pairwise dominance, crowding by the textbook formula, sort by key."""
+    """Brute force: peel fronts by pairwise dominance, exclusive hypervolume by inclusion-exclusion against
+    the nadir + 10% of the range, crowding by the textbook formula, sort by key."""
     m = [[v * (-1 if d == "maximize" else 1) for v, d in zip(row, directions)] for row in values]
     n, d = len(m), len(directions)
+    ref = []
+    for k in range(d):
+        col = [row[k] for row in m]
+        span = max(col) - min(col)
+        span = span if span > 0 else (abs(max(col)) if max(col) != 0 else 1.0)
+        ref.append(max(col) + 0.1 * span)
+    box = 1.0
+    for k in range(d):
+        box *= max(abs(row[k] - ref[k]) for row in m)
 
     def dom(a, b):
         return all(x <= y for x, y in zip(a, b)) and any(x < y for x, y in zip(a, b))
@@ -60,7 +84,9 @@ def _ref_order(values, directions, trials):
             if span > 0:
                 for a in range(1, len(s) - 1):
                     crowd[s[a]] += (m[s[a + 1]][j] - m[s[a - 1]][j]) / span
-    order = sorted(range(n), key=lambda i: (front[i], -crowd[i], trials[i]))
+    contrib = [round(_ref_contribution(m, [j for j in range(n) if front[j] == front[i]], i, ref) / box, 9)
+               for i in range(n)]
+    order = sorted(range(n), key=lambda i: (front[i], -contrib[i], -crowd[i], trials[i]))
     return order, front
 
 
@@ -106,7 +132,9 @@ def test_hand_made_rung_fronts_and_quota():
             RungRecord(3, (20.0, 150.0)), RungRecord(4, (45.0, 80.0)), RungRecord(5, (10.0, 300.0))]
     order, front = rank_order([r.values for r in recs], MAXMIN, [r.trial for r in recs])
     assert front.tolist() == [0, 1, 0, 1, 0, 2]
-    # front 0 = {0, 2, 4}: ends (0: best top1, 2: cheapest) have infinite crowding -> lower trial first
+    # reference point: top1 10 - 0.1 * 40 = 6, flops 300 + 0.1 * 250 = 325. Front 0 = {0, 2, 4}, exclusive
+    # hypervolumes (flops width x top1 height): 0: (325 - 100) * (50 - 45) = 1125, 2: (80 - 50) * (30 - 6) = 720,
+    # 4: (100 - 80) * (45 - 30) = 300; front 1 = {1, 3}: 1: (325 - 200) * (40 - 20) = 2500, 3: (200 - 150) * 14 = 700
     assert order.tolist() == [0, 2, 4, 1, 3, 5]
     d = [decide(recs, t, MAXMIN, eta=3, rung=2, epoch=3) for t in range(6)]
     assert [x.promoted for x in d] == [True, False, True, False, False, False]  # quota 6 // 3 = 2
@@ -114,14 +142,25 @@ def test_hand_made_rung_fronts_and_quota():
     assert d[4].position == 2 and d[4].front == 0 and not d[4].promoted  # on the front, but crowded out
 
 
-def test_ties_inside_a_front_go_by_crowding_then_trial_number():
-    # four non-dominated points (more top1 costs more flops); interior crowding: trial 7 (25/30 + 2.5/3) beats
-    # trial 3 (20/30 + 2/3) although its number is higher
+def test_ties_inside_a_front_go_by_hypervolume_contribution_then_crowding_then_trial_number():
+    # four non-dominated points (more top1 costs more flops); reference (10 - 3, 4 + 0.3) = (7, 4.3);
+    # exclusive hypervolumes: 9: (2 - 1) * (10 - 7) = 3, 7: 1.5 * 10 = 15, 3: 0.5 * 15 = 7.5, 1: 0.3 * 5 = 1.5
     recs = [RungRecord(9, (10.0, 1.0)), RungRecord(7, (20.0, 2.0)), RungRecord(3, (35.0, 3.5)),
             RungRecord(1, (40.0, 4.0))]
     order, front = rank_order([r.values for r in recs], MAXMIN, [r.trial for r in recs])
     assert (front == 0).all()
-    assert [recs[i].trial for i in order] == [1, 9, 7, 3]  # ends (inf) by trial number, then crowding
+    assert [recs[i].trial for i in order] == [7, 3, 9, 1]
+    # a front of two with quota 1 (crowding: both ends inf): the newcomer that adds more volume continues --
+    # trial 3 is much faster (cheaper) for a little less accuracy than trial 0
+    # reference (42 - 0.8, 500 + 35) = (41.2, 535): 3 adds (379 - 150) * (46 - 41.2) = 1099, 0 adds 156 * 4 = 624
+    pair = [RungRecord(0, (50.0, 379.0)), RungRecord(1, (42.0, 500.0)), RungRecord(3, (46.0, 150.0))]
+    assert decide(pair, 3, MAXMIN, eta=3, rung=1, epoch=2).promoted
+    assert not decide(pair, 0, MAXMIN, eta=3, rung=1, epoch=2).promoted
+    # reference (8, 3.2): the middle adds 1 * 10, both ends 2 (1 * 2 and 0.2 * 10) and tie on crowding (inf) too,
+    # so the lower trial number goes first
+    sym = [RungRecord(6, (10.0, 1.0)), RungRecord(4, (20.0, 2.0)), RungRecord(5, (30.0, 3.0))]
+    o, _ = rank_order([r.values for r in sym], MAXMIN, [r.trial for r in sym])
+    assert [sym[i].trial for i in o] == [4, 5, 6]
     # identical vectors: the lower trial number wins, whatever the arrival order
     same = [RungRecord(8, (30.0, 3.0)), RungRecord(2, (30.0, 3.0))]
     assert decide(same, 2, MAXMIN, eta=2, rung=1, epoch=1).promoted
