@@ -400,8 +400,8 @@ def _fwd1_parallel(u, delta, A, B, C, D, bias, y, has_D, has_bias, softplus, n_s
     blocks = (dim + ROWS - 1) // ROWS
     for i in prange(batch * blocks):
         zs = np.zeros(n_scratch, dtype=np.float32)
-        dec = np.empty(n_scratch, dtype=np.float32)
-        xs = np.empty(n_scratch, dtype=np.float32)
+        dec = np.zeros(n_scratch, dtype=np.float32)
+        xs = np.zeros(n_scratch, dtype=np.float32)
         _fwd_block1(u, delta, A, B, C, D, bias, y, i // blocks, (i % blocks) * ROWS, has_D, has_bias, softplus,
                     zs, dec, xs)
 
@@ -410,9 +410,9 @@ def _fwd1_parallel(u, delta, A, B, C, D, bias, y, has_D, has_bias, softplus, n_s
 def _fwd1_serial(u, delta, A, B, C, D, bias, y, has_D, has_bias, softplus, n_scratch):
     batch, dim = u.shape[0], u.shape[1]
     blocks = (dim + ROWS - 1) // ROWS
-    zs = np.zeros(n_scratch, dtype=np.float32)  # zero padding: stays finite through softplus and exp
-    dec = np.empty(n_scratch, dtype=np.float32)
-    xs = np.empty(n_scratch, dtype=np.float32)
+    zs = np.zeros(n_scratch, dtype=np.float32)  # zeros: padding and unused rows stay finite through softplus and exp
+    dec = np.zeros(n_scratch, dtype=np.float32)
+    xs = np.zeros(n_scratch, dtype=np.float32)
     for i in range(batch * blocks):
         _fwd_block1(u, delta, A, B, C, D, bias, y, i // blocks, (i % blocks) * ROWS, has_D, has_bias, softplus,
                     zs, dec, xs)
