@@ -21,10 +21,11 @@ waiting for a full rung):
    rung's reference point: the worst value of each objective over all the rung's records moved
    10% of its range further out (``analysis.pareto.nadir_reference``); then by NSGA-II crowding
    distance inside the front (larger first, the extremes' ``inf`` first); remaining ties by the
-   lower trial number (sampled earlier). Contributions equal to 1e-9 of the reference box count
-   as ties. Why hypervolume first: the search is judged by its front's hypervolume, and crowding
-   alone cannot separate a front of two (both ends are ``inf``), which is exactly the case while
-   the quota is 1 -- a fast, slightly less accurate newcomer would then lose on its trial number.
+   lower trial number (sampled earlier). Contributions within 1e-9 of the reference box's volume
+   count as ties. Why hypervolume first: the search is judged by its front's hypervolume, while
+   crowding always ranks a front's two ends first (``inf``, the trial number deciding between
+   them) -- with the quota at 1, as for the first ``2 * eta - 1`` arrivals, a newcomer that adds the
+   most volume from inside the front was stopped (seen in ``benchmarks/mo_early_stopping.py``).
 3. With ``n`` records the quota is ``max(1, n // eta)``; the trial is promoted (keeps training)
    when its position in that order is below the quota, otherwise it stops at this rung.
    First arrivals: while ``n < eta`` the quota is 1, so a first arrival continues only when it is

@@ -285,6 +285,9 @@ def test_report_on_a_real_sweep_output(tmp_path):
     md = res.report_md.read_text()
     trials = pd.read_csv(run / "trials.csv")
     done = trials[trials["status"] == "complete"]
+    reused = done["reused_from"].notna() & done["reused_from"].isin(done["trial"])
+    assert reused.any()  # the fixture holds a duplicate: it is scored once, as its original
+    done = done[~reused]
     front = done["trial"][pareto_mask(done[["top1", "flops"]].to_numpy(), ["maximize", "minimize"])]
     assert sorted(res.facts["pareto_trials"]) == sorted(front.tolist())
     assert res.facts["objectives"] == [("top1", "maximize"), ("flops", "minimize")]
