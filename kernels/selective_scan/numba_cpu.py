@@ -278,7 +278,7 @@ def _fwd_block1(u, delta, A, B, C, D, bias, y, b, d0, has_D, has_bias, softplus,
                 dec[o + t] = _exp32(zs[o + t] * a_d)
         for t in range(length):
             xs[o + t] = zs[o + t] * u[b, d, t] * B[b, g, 0, t]
-    # Eight independent chains in registers (rows >= rn run on stale, finite scratch and are not written out).
+    # Eight independent chains in registers (rows >= rn run on stale scratch and are never written out).
     h0 = h1 = h2 = h3 = h4 = h5 = h6 = h7 = zero
     o1, o2, o3, o4, o5, o6, o7 = lp, 2 * lp, 3 * lp, 4 * lp, 5 * lp, 6 * lp, 7 * lp
     for t in range(length):
